@@ -1,0 +1,398 @@
+/*
+ * execute.c - airlock.v1.Broker/Execute.
+ *
+ *   caller ─▶ identify (SO_PEERCRED → SPIFFE ID) ─▶ validate ─▶ credd Mint
+ *          ─▶ posix_spawn airlock-worker, Task over a socketpair ─▶ Started
+ *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke backstop ─▶ Finished
+ *
+ * Fails closed: no token, no execution; a token is never left active once
+ * this handler returns, whatever path it takes (the TTL is the last line).
+ */
+#include "execute.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "airlock/internal/v1/worker.pb-c.h"
+#include "airlock/v1/broker.pb-c.h"
+#include "airlock/v1/credentials.pb-c.h"
+#include "frame.h"
+#include "sandbox.h"
+#include "util.h"
+
+#define MAX_CODE_BYTES (1u << 20)
+#define MAX_STDIN_BYTES (1u << 20)
+#define MAX_LIST_ITEMS 16
+#define MAX_WORD_LEN 256
+#define CREDD_TIMEOUT_MS 5000
+#define WORKER_GRACE_MS 10000 /* beyond the task timeout, before the worker is killed */
+
+/* One task in flight. */
+struct task {
+    struct broker *broker;
+    struct rpc_call *call;
+    char id[RANDOM_ID_LEN];
+    char subject[128];
+    char code_sha256[SHA256_HEX_LEN];
+    Airlock__V1__MintResponse *token;
+    pid_t worker;
+    int sock; /* our end of the worker's socketpair */
+};
+
+static grpc_status_code validate(struct rpc_call *call, const struct broker_config *cfg,
+                                 const Airlock__V1__ExecuteRequest *req)
+{
+    if (!sandbox_runtime_known(req->runtime))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "unknown runtime '%.64s' (known: python3, sh)", req->runtime);
+    if (req->code.len > MAX_CODE_BYTES)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "code is %zu bytes; the limit is %u",
+                             req->code.len, MAX_CODE_BYTES);
+    if (req->stdin.len > MAX_STDIN_BYTES)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "stdin is %zu bytes; the limit is %u",
+                             req->stdin.len, MAX_STDIN_BYTES);
+    if (req->timeout_ms > cfg->max_timeout_ms)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "timeout_ms %u exceeds the limit %u",
+                             req->timeout_ms, cfg->max_timeout_ms);
+    if (req->n_scopes > MAX_LIST_ITEMS || req->n_audience > MAX_LIST_ITEMS)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "at most %d scopes and %d audiences",
+                             MAX_LIST_ITEMS, MAX_LIST_ITEMS);
+    for (size_t i = 0; i < req->n_scopes; i++)
+        if (!is_plain_word(req->scopes[i], MAX_WORD_LEN))
+            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "scope %zu must be 1-%d printable characters without spaces", i,
+                                 MAX_WORD_LEN);
+    for (size_t i = 0; i < req->n_audience; i++)
+        if (!is_plain_word(req->audience[i], MAX_WORD_LEN))
+            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "audience %zu must be 1-%d printable characters without spaces", i,
+                                 MAX_WORD_LEN);
+    if (req->client_request_id[0] && !is_plain_word(req->client_request_id, 128))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "client_request_id must be 1-128 printable characters without spaces");
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code mint(struct task *t, const Airlock__V1__ExecuteRequest *req, uint32_t timeout_ms)
+{
+    const struct broker_config *cfg = t->broker->config;
+    Airlock__V1__MintRequest mr = AIRLOCK__V1__MINT_REQUEST__INIT;
+    mr.subject = t->subject;
+    mr.audience = req->audience;
+    mr.n_audience = req->n_audience;
+    mr.scopes = req->scopes;
+    mr.n_scopes = req->n_scopes;
+    mr.task_id = t->id;
+    mr.ttl_seconds = (timeout_ms + 999) / 1000 + cfg->token_skew_s;
+    mr.code_sha256 = t->code_sha256;
+    struct rpc_status st;
+    ProtobufCMessage *resp = NULL;
+    grpc_status_code code = rpc_unary(t->broker->credd, "/airlock.v1.Credentials/Mint", &mr.base,
+                                      &airlock__v1__mint_response__descriptor, &resp,
+                                      CREDD_TIMEOUT_MS, &st);
+    if (code == GRPC_STATUS_OK) {
+        t->token = (Airlock__V1__MintResponse *)resp;
+        return code;
+    }
+    log_warn("task %s: mint failed: %s: %s", t->id, rpc_status_name(code), st.message);
+    if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED)
+        return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
+                             "credential daemon unavailable (%s); nothing was run", st.message);
+    if (code == GRPC_STATUS_INVALID_ARGUMENT)
+        return rpc_call_fail(t->call, code, "token request refused: %s", st.message);
+    return rpc_call_fail(t->call, GRPC_STATUS_INTERNAL, "credential daemon refused to mint: %s: %s",
+                         rpc_status_name(code), st.message);
+}
+
+/* Revokes the task's token with credd. Returns true once it is not active. */
+static bool revoke_token(struct task *t)
+{
+    Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
+    rr.token_id = t->token->token_id;
+    struct rpc_status st;
+    ProtobufCMessage *resp = NULL;
+    grpc_status_code code = rpc_unary(t->broker->credd, "/airlock.v1.Credentials/Revoke", &rr.base,
+                                      &airlock__v1__revoke_response__descriptor, &resp,
+                                      CREDD_TIMEOUT_MS, &st);
+    if (code != GRPC_STATUS_OK) {
+        log_error("task %s: cannot revoke token %s: %s: %s (it expires at %lld)", t->id,
+                  t->token->token_id, rpc_status_name(code), st.message,
+                  (long long)t->token->expires_at);
+        return false;
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return true;
+}
+
+static int spawn_worker(struct task *t)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    /* Keep the child's end off fd 3 itself: dup2 onto the same number would
+     * leave close-on-exec set. */
+    int child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    close(sv[1]);
+    if (child_end < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGHUP);
+    int rc = posix_spawn_file_actions_init(&fa);
+    rc = rc ? rc : posix_spawnattr_init(&attr);
+    if (rc) {
+        close(sv[0]);
+        close(child_end);
+        errno = rc;
+        return -1;
+    }
+    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, child_end, 3);
+    rc = rc ? rc : posix_spawnattr_setsigmask(&attr, &none);
+    rc = rc ? rc : posix_spawnattr_setsigdefault(&attr, &defaults);
+    rc = rc ? rc : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char *const argv[] = {(char *)t->broker->config->worker_exe, "--fd", "3", NULL};
+    char *const envp[] = {NULL};
+    if (!rc)
+        rc = posix_spawn(&t->worker, t->broker->config->worker_exe, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(child_end);
+    if (rc) {
+        close(sv[0]);
+        t->worker = -1;
+        errno = rc;
+        return -1;
+    }
+    t->sock = sv[0];
+    return 0;
+}
+
+/* Waits for the worker, killing it if it lingers past grace_ms. */
+static void reap_worker(struct task *t, int grace_ms)
+{
+    if (t->worker <= 0)
+        return;
+    int64_t until = monotonic_ms() + grace_ms;
+    for (;;) {
+        pid_t r = waitpid(t->worker, NULL, WNOHANG);
+        if (r == t->worker || (r < 0 && errno != EINTR))
+            break;
+        if (monotonic_ms() >= until) {
+            kill(t->worker, SIGKILL);
+            waitpid(t->worker, NULL, 0);
+            break;
+        }
+        usleep(2000);
+    }
+    t->worker = -1;
+}
+
+static int send_output(struct task *t, int stream, ProtobufCBinaryData data)
+{
+    Airlock__V1__ExecuteEvent ev = AIRLOCK__V1__EXECUTE_EVENT__INIT;
+    if (stream == 1) {
+        ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_STDOUT;
+        ev.stdout = data;
+    } else {
+        ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_STDERR;
+        ev.stderr = data;
+    }
+    return rpc_call_send(t->call, &ev.base);
+}
+
+/* Relays worker events until its Usage arrives. Returns the Usage, or NULL
+ * (and fills fin's reason/message) when the worker failed or the caller left. */
+static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
+                                           Airlock__V1__Finished *fin, char *msg, size_t msglen)
+{
+    int64_t deadline = monotonic_ms() + timeout_ms + WORKER_GRACE_MS;
+    for (;;) {
+        if (rpc_call_cancelled(t->call)) {
+            snprintf(msg, msglen, "caller cancelled");
+            return NULL;
+        }
+        if (monotonic_ms() > deadline) {
+            snprintf(msg, msglen, "worker did not finish within the task timeout plus %d ms",
+                     WORKER_GRACE_MS);
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = t->sock, .events = POLLIN};
+        int pr = poll(&pfd, 1, 100);
+        if (pr < 0 && errno != EINTR) {
+            snprintf(msg, msglen, "poll: %s", strerror(errno));
+            return NULL;
+        }
+        if (pr <= 0)
+            continue;
+        ProtobufCMessage *m = NULL;
+        int got = frame_read(t->sock, &airlock__internal__v1__worker_event__descriptor,
+                             FRAME_MAX_BYTES, WORKER_GRACE_MS, &m);
+        if (got <= 0) {
+            snprintf(msg, msglen, "worker ended without a report (%s)",
+                     got == 0 ? "end of stream" : strerror(errno));
+            fin->reason = AIRLOCK__V1__FINISHED__REASON__SANDBOX_ERROR;
+            return NULL;
+        }
+        Airlock__Internal__V1__WorkerEvent *ev = (Airlock__Internal__V1__WorkerEvent *)m;
+        int sent = 0;
+        switch (ev->event_case) {
+        case AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_STDOUT:
+            sent = send_output(t, 1, ev->stdout);
+            break;
+        case AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_STDERR:
+            sent = send_output(t, 2, ev->stderr);
+            break;
+        case AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_USAGE: {
+            Airlock__Internal__V1__Usage *u = ev->usage;
+            ev->usage = NULL; /* detach: freed by the caller */
+            ev->event_case = AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT__NOT_SET;
+            protobuf_c_message_free_unpacked(m, NULL);
+            return u;
+        }
+        default:
+            break;
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (sent != 0) {
+            snprintf(msg, msglen, "caller went away");
+            return NULL;
+        }
+    }
+}
+
+static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteRequest *req,
+                                 uint32_t timeout_ms)
+{
+    const struct broker_config *cfg = t->broker->config;
+    if (spawn_worker(t) != 0)
+        return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot start a worker: %s",
+                             strerror(errno));
+
+    Airlock__Internal__V1__Task task = AIRLOCK__INTERNAL__V1__TASK__INIT;
+    task.task_id = t->id;
+    task.runtime = req->runtime;
+    task.code = req->code;
+    task.stdin = req->stdin;
+    task.timeout_ms = timeout_ms;
+    task.memory_bytes = cfg->memory_bytes;
+    task.max_pids = cfg->max_pids;
+    task.output_bytes = cfg->output_bytes;
+    task.token = t->token->token;
+    task.token_id = t->token->token_id;
+    task.credd_address = (char *)cfg->credd_address;
+    if (frame_write(t->sock, &task.base) != 0)
+        return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot hand the task to a worker: %s",
+                             strerror(errno));
+
+    Airlock__V1__Limits limits = AIRLOCK__V1__LIMITS__INIT;
+    limits.timeout_ms = timeout_ms;
+    limits.memory_bytes = cfg->memory_bytes;
+    limits.max_pids = cfg->max_pids;
+    limits.output_bytes = cfg->output_bytes;
+    Airlock__V1__Started started = AIRLOCK__V1__STARTED__INIT;
+    started.task_id = t->id;
+    started.token_id = t->token->token_id;
+    started.token_expires_at = t->token->expires_at;
+    started.subject = t->subject;
+    started.limits = &limits;
+    started.client_request_id = req->client_request_id;
+    Airlock__V1__ExecuteEvent ev = AIRLOCK__V1__EXECUTE_EVENT__INIT;
+    ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_STARTED;
+    ev.started = &started;
+    if (rpc_call_send(t->call, &ev.base) != 0)
+        return rpc_call_fail(t->call, GRPC_STATUS_CANCELLED, "caller went away");
+
+    Airlock__V1__Finished fin = AIRLOCK__V1__FINISHED__INIT;
+    char msg[256] = "";
+    Airlock__Internal__V1__Usage *u = relay(t, timeout_ms, &fin, msg, sizeof msg);
+    if (u) {
+        fin.exit_code = u->exit_code;
+        fin.signal = u->signal;
+        fin.reason = (Airlock__V1__Finished__Reason)u->reason;
+        fin.wall_ms = u->wall_ms;
+        fin.cpu_ms = u->cpu_ms;
+        fin.max_rss_kb = u->max_rss_kb;
+        fin.token_revoked = u->token_revoked;
+        fin.stdout_sha256 = u->stdout_sha256;
+        fin.stderr_sha256 = u->stderr_sha256;
+        fin.seccomp_syscall = u->seccomp_syscall;
+        fin.message = u->message;
+        reap_worker(t, 2000);
+    } else {
+        /* Worker misbehaved or the caller left: end it (its sandbox dies with it). */
+        if (t->worker > 0)
+            kill(t->worker, SIGKILL);
+        reap_worker(t, 2000);
+        if (fin.reason == AIRLOCK__V1__FINISHED__REASON__REASON_UNSPECIFIED)
+            fin.reason = AIRLOCK__V1__FINISHED__REASON__KILLED;
+        fin.message = msg;
+        log_warn("task %s: %s", t->id, msg);
+    }
+    if (!fin.token_revoked)
+        fin.token_revoked = revoke_token(t);
+    fin.code_sha256 = t->code_sha256;
+    ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_FINISHED;
+    ev.finished = &fin;
+    int sent = rpc_call_send(t->call, &ev.base);
+    log_info("task %s: sub=%s runtime=%s reason=%d exit=%d wall=%llums revoked=%d", t->id,
+             t->subject, req->runtime, fin.reason, fin.exit_code, (unsigned long long)fin.wall_ms,
+             fin.token_revoked);
+    if (u)
+        protobuf_c_message_free_unpacked(&u->base, NULL);
+    if (sent != 0)
+        return rpc_call_fail(t->call, GRPC_STATUS_CANCELLED, "caller went away");
+    return GRPC_STATUS_OK;
+}
+
+grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    struct broker *b = ctx;
+    const struct broker_config *cfg = b->config;
+    const Airlock__V1__ExecuteRequest *req = (const void *)request;
+    struct task t = {.broker = b, .call = call, .worker = -1, .sock = -1};
+
+    const struct rpc_peer *peer = rpc_call_peer(call);
+    if (!peer->has_ucred)
+        return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "caller has no workload identity");
+    snprintf(t.subject, sizeof t.subject, "spiffe://%s/uid/%u", cfg->trust_domain, (unsigned)peer->uid);
+
+    grpc_status_code rc = validate(call, cfg, req);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    uint32_t timeout_ms = req->timeout_ms ? req->timeout_ms : cfg->default_timeout_ms;
+    random_id(t.id);
+    sha256_hex(req->code.data, req->code.len, t.code_sha256);
+
+    if ((rc = mint(&t, req, timeout_ms)) != GRPC_STATUS_OK)
+        return rc;
+    rc = run_task(&t, req, timeout_ms);
+    if (rc != GRPC_STATUS_OK) {
+        /* Failed before Finished went out: make sure nothing is left behind. */
+        if (t.worker > 0)
+            kill(t.worker, SIGKILL);
+        reap_worker(&t, 2000);
+        revoke_token(&t);
+    }
+    if (t.sock >= 0)
+        close(t.sock);
+    protobuf_c_message_free_unpacked(&t.token->base, NULL);
+    return rc;
+}

@@ -1,0 +1,408 @@
+/*
+ * args.c - the `airlock` command line: cli_parse() turns argv and the two
+ * environment defaults into a struct cli_args without any I/O, so every rule
+ * (where flags may go, what wins over what, which numbers are valid) is
+ * unit-tested. Also the bounded input readers used for code, stdin and
+ * tokens.
+ */
+#include "args.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char cli_usage[] =
+    "usage: airlock [--broker ADDR] [--credd ADDR] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  exec [--runtime R] [--timeout-ms N] [--scope S]... [--audience A]...\n"
+    "       [--stdin FILE] [--request-id ID] [--json] (-c CODE | FILE | -)\n"
+    "      Run code in a single-use sandbox with a per-task token; stream its\n"
+    "      output; exit with its exit status. Runtime defaults to python3.\n"
+    "  token introspect (TOKEN | --id JTI | -)\n"
+    "      Ask credd about a token; print it as JSON; exit 0 if active, 1 if not.\n"
+    "  keys\n"
+    "      Print credd's public keys (JWKS).\n"
+    "  health\n"
+    "      Check that the broker and credd answer; exit 0 if both serve.\n"
+    "\n"
+    "Global options (before or after the command):\n"
+    "  --broker ADDR   broker address (env AIRLOCK_BROKER, default " CLI_DEFAULT_BROKER ")\n"
+    "  --credd ADDR    credd address (env AIRLOCK_CREDD, default " CLI_DEFAULT_CREDD ")\n"
+    "  -h, --help      this text\n"
+    "  -V, --version   print the version\n"
+    "\n"
+    "Exit codes of exec: the task's own status; 128+N killed by signal N;\n"
+    "124 timeout; 120 output limit; 121 memory limit; 122 forbidden system call;\n"
+    "123 sandbox error; 64 usage; 66 unreadable input; 69 RPC failed;\n"
+    "70 internal error; 74 cannot write output; 76 no Finished event.\n";
+
+/* Options that belong to one verb. */
+enum opt_scope { OPT_GLOBAL, OPT_EXEC, OPT_INTROSPECT };
+
+enum opt_id {
+    OPT_BROKER,
+    OPT_CREDD,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_RUNTIME,
+    OPT_TIMEOUT,
+    OPT_SCOPE,
+    OPT_AUDIENCE,
+    OPT_STDIN,
+    OPT_REQUEST_ID,
+    OPT_JSON,
+    OPT_CODE,
+    OPT_ID,
+};
+
+struct opt_def {
+    const char *name;
+    enum opt_id id;
+    enum opt_scope scope;
+    bool has_value;
+};
+
+static const struct opt_def opts[] = {
+    {"--broker", OPT_BROKER, OPT_GLOBAL, true},
+    {"--credd", OPT_CREDD, OPT_GLOBAL, true},
+    {"--help", OPT_HELP, OPT_GLOBAL, false},
+    {"-h", OPT_HELP, OPT_GLOBAL, false},
+    {"--version", OPT_VERSION, OPT_GLOBAL, false},
+    {"-V", OPT_VERSION, OPT_GLOBAL, false},
+    {"--runtime", OPT_RUNTIME, OPT_EXEC, true},
+    {"--timeout-ms", OPT_TIMEOUT, OPT_EXEC, true},
+    {"--scope", OPT_SCOPE, OPT_EXEC, true},
+    {"--audience", OPT_AUDIENCE, OPT_EXEC, true},
+    {"--stdin", OPT_STDIN, OPT_EXEC, true},
+    {"--request-id", OPT_REQUEST_ID, OPT_EXEC, true},
+    {"--json", OPT_JSON, OPT_EXEC, false},
+    {"-c", OPT_CODE, OPT_EXEC, true},
+    {"--id", OPT_ID, OPT_INTROSPECT, true},
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Finds the option for arg ("--x", "--x=v", "-c"); *inline_value is set for
+ * the "=" form. NULL if arg is not a known option. */
+static const struct opt_def *find_opt(const char *arg, const char **inline_value)
+{
+    *inline_value = NULL;
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (strlen(opts[i].name) == n && strncmp(opts[i].name, arg, n) == 0) {
+            if (eq)
+                *inline_value = eq + 1;
+            return &opts[i];
+        }
+    }
+    return NULL;
+}
+
+int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+    if (!s || !*s)
+        return fail(err, errlen, "--timeout-ms: empty value");
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return fail(err, errlen, "--timeout-ms: '%s' is not a non-negative whole number", s);
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > CLI_MAX_TIMEOUT_MS)
+            return fail(err, errlen, "--timeout-ms: '%s' is out of range (at most %u)", s,
+                        CLI_MAX_TIMEOUT_MS);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A scope or audience entry: non-empty, no whitespace (scopes travel
+ * space-separated in the token). */
+static int check_word(const char *opt, const char *v, char *err, size_t errlen)
+{
+    if (!*v)
+        return fail(err, errlen, "%s: empty value", opt);
+    if (strpbrk(v, " \t\r\n"))
+        return fail(err, errlen, "%s: '%s' must not contain whitespace", opt, v);
+    return 0;
+}
+
+/* Resolves a verb word; the "token" verb takes a sub-command next. */
+static int parse_verb(const char *word, enum cli_verb *verb, bool *needs_sub, char *err,
+                      size_t errlen)
+{
+    *needs_sub = false;
+    if (strcmp(word, "exec") == 0)
+        *verb = CLI_VERB_EXEC;
+    else if (strcmp(word, "keys") == 0)
+        *verb = CLI_VERB_KEYS;
+    else if (strcmp(word, "health") == 0)
+        *verb = CLI_VERB_HEALTH;
+    else if (strcmp(word, "help") == 0)
+        *verb = CLI_VERB_HELP;
+    else if (strcmp(word, "token") == 0) {
+        *verb = CLI_VERB_INTROSPECT;
+        *needs_sub = true;
+    } else
+        return fail(err, errlen, "unknown command '%s'", word);
+    return 0;
+}
+
+int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_credd,
+              struct cli_args *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->broker = env_broker && *env_broker ? env_broker : CLI_DEFAULT_BROKER;
+    out->credd = env_credd && *env_credd ? env_credd : CLI_DEFAULT_CREDD;
+    out->runtime = CLI_DEFAULT_RUNTIME;
+    if (err && errlen)
+        err[0] = '\0';
+
+    const char *first_exec_opt = NULL, *first_introspect_opt = NULL;
+    const char *code = NULL, *id = NULL, *positional = NULL;
+    bool needs_sub = false, options_done = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (!options_done && strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && arg[0] == '-' && arg[1] != '\0') {
+            const char *value = NULL;
+            const struct opt_def *o = find_opt(arg, &value);
+            if (!o)
+                return fail(err, errlen, "unknown option '%s'", arg);
+            if (!o->has_value && value)
+                return fail(err, errlen, "option '%s' takes no value", o->name);
+            if (o->has_value && !value) {
+                if (i + 1 >= argc)
+                    return fail(err, errlen, "option '%s' needs a value", o->name);
+                value = argv[++i];
+            }
+            if (o->scope == OPT_EXEC && !first_exec_opt)
+                first_exec_opt = o->name;
+            if (o->scope == OPT_INTROSPECT && !first_introspect_opt)
+                first_introspect_opt = o->name;
+
+            switch (o->id) {
+            case OPT_HELP:
+                out->verb = CLI_VERB_HELP;
+                return 0;
+            case OPT_VERSION:
+                out->verb = CLI_VERB_VERSION;
+                return 0;
+            case OPT_BROKER:
+            case OPT_CREDD:
+                if (!*value)
+                    return fail(err, errlen, "option '%s' needs a non-empty address", o->name);
+                *(o->id == OPT_BROKER ? &out->broker : &out->credd) = value;
+                break;
+            case OPT_RUNTIME:
+                if (!*value)
+                    return fail(err, errlen, "--runtime: empty value");
+                out->runtime = value;
+                break;
+            case OPT_TIMEOUT:
+                if (cli_parse_timeout(value, &out->timeout_ms, err, errlen) < 0)
+                    return -1;
+                break;
+            case OPT_SCOPE:
+                if (check_word(o->name, value, err, errlen) < 0)
+                    return -1;
+                if (out->nscopes == CLI_MAX_SCOPES)
+                    return fail(err, errlen, "too many --scope options (at most %d)",
+                                CLI_MAX_SCOPES);
+                out->scopes[out->nscopes++] = value;
+                break;
+            case OPT_AUDIENCE:
+                if (check_word(o->name, value, err, errlen) < 0)
+                    return -1;
+                if (out->naudience == CLI_MAX_AUDIENCE)
+                    return fail(err, errlen, "too many --audience options (at most %d)",
+                                CLI_MAX_AUDIENCE);
+                out->audience[out->naudience++] = value;
+                break;
+            case OPT_STDIN:
+                if (!*value)
+                    return fail(err, errlen, "--stdin: empty file name");
+                out->stdin_file = value;
+                break;
+            case OPT_REQUEST_ID:
+                out->request_id = value;
+                break;
+            case OPT_JSON:
+                out->json = true;
+                break;
+            case OPT_CODE:
+                if (code)
+                    return fail(err, errlen, "-c given twice");
+                code = value;
+                break;
+            case OPT_ID:
+                if (!*value)
+                    return fail(err, errlen, "--id: empty value");
+                if (id)
+                    return fail(err, errlen, "--id given twice");
+                id = value;
+                break;
+            }
+            continue;
+        }
+
+        /* A positional word: the verb, the token sub-command, or its input. */
+        if (out->verb == CLI_VERB_NONE) {
+            if (parse_verb(arg, &out->verb, &needs_sub, err, errlen) < 0)
+                return -1;
+            if (out->verb == CLI_VERB_HELP)
+                return 0;
+            continue;
+        }
+        if (needs_sub) {
+            if (strcmp(arg, "introspect") != 0 && strcmp(arg, "inspect") != 0)
+                return fail(err, errlen, "unknown command 'token %s' (try 'token introspect')",
+                            arg);
+            needs_sub = false;
+            continue;
+        }
+        if (out->verb == CLI_VERB_KEYS || out->verb == CLI_VERB_HEALTH || positional)
+            return fail(err, errlen, "unexpected argument '%s'", arg);
+        positional = arg;
+    }
+
+    if (out->verb == CLI_VERB_NONE)
+        return fail(err, errlen, "missing command (exec, token introspect, keys, health)");
+    if (needs_sub)
+        return fail(err, errlen, "missing sub-command: 'token introspect'");
+    if (first_exec_opt && out->verb != CLI_VERB_EXEC)
+        return fail(err, errlen, "option '%s' applies to 'exec' only", first_exec_opt);
+    if (first_introspect_opt && out->verb != CLI_VERB_INTROSPECT)
+        return fail(err, errlen, "option '%s' applies to 'token introspect' only",
+                    first_introspect_opt);
+
+    if (out->verb == CLI_VERB_EXEC) {
+        if (code && positional)
+            return fail(err, errlen, "give the code once: -c CODE, a FILE or - (not both)");
+        if (code) {
+            out->source = CLI_SRC_INLINE;
+            out->input = code;
+        } else if (positional) {
+            out->source = strcmp(positional, "-") == 0 ? CLI_SRC_STDIN : CLI_SRC_FILE;
+            out->input = positional;
+        } else {
+            return fail(err, errlen, "missing code: give -c CODE, a FILE, or - for stdin");
+        }
+        if (out->source == CLI_SRC_STDIN && out->stdin_file && strcmp(out->stdin_file, "-") == 0)
+            return fail(err, errlen, "code and --stdin cannot both come from standard input");
+    } else if (out->verb == CLI_VERB_INTROSPECT) {
+        if (id && positional)
+            return fail(err, errlen, "give a TOKEN, --id JTI or -, not both");
+        if (id) {
+            out->source = CLI_SRC_ID;
+            out->input = id;
+        } else if (positional) {
+            if (strcmp(positional, "-") == 0) {
+                out->source = CLI_SRC_STDIN;
+            } else {
+                if (strlen(positional) > CLI_MAX_TOKEN_BYTES)
+                    return fail(err, errlen, "token is longer than %u bytes", CLI_MAX_TOKEN_BYTES);
+                out->source = CLI_SRC_INLINE;
+            }
+            out->input = positional;
+        } else {
+            return fail(err, errlen, "missing token: give TOKEN, --id JTI, or - for stdin");
+        }
+    }
+    return 0;
+}
+
+int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, char *err,
+                size_t errlen)
+{
+    size_t cap = max < 65536 ? max + 1 : 65536, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b)
+        return fail(err, errlen, "%s: out of memory", what);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(b);
+                return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = realloc(b, ncap + 1);
+            if (!nb) {
+                free(b);
+                return fail(err, errlen, "%s: out of memory", what);
+            }
+            b = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(b);
+            return fail(err, errlen, "%s: %s", what, strerror(e));
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > max) {
+        free(b);
+        return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int cli_read_path(const char *path, size_t max, char **buf, size_t *len, char *err, size_t errlen)
+{
+    if (strcmp(path, "-") == 0)
+        return cli_read_fd(STDIN_FILENO, max, "standard input", buf, len, err, errlen);
+
+    char what[300];
+    snprintf(what, sizeof what, "'%s'", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, "%s: %s", what, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, errlen, "%s: %s", what, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s is a directory", what);
+    }
+    if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
+        close(fd);
+        return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+    }
+    int rc = cli_read_fd(fd, max, what, buf, len, err, errlen);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,107 @@
+/*
+ * args.h - command-line parsing for the `airlock` CLI, kept apart from
+ * main.c so it can be unit-tested: cli_parse() is a pure function (no I/O,
+ * no allocation, no exit). Also the bounded reader for code, stdin and
+ * token inputs, and the exit codes the CLI documents.
+ */
+#ifndef AIRLOCK_CLI_ARGS_H
+#define AIRLOCK_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLI_DEFAULT_BROKER "unix:/run/airlock/broker.sock"
+#define CLI_DEFAULT_CREDD "unix:/run/airlock/credd.sock"
+#define CLI_DEFAULT_RUNTIME "python3"
+
+#define CLI_MAX_SCOPES 64
+#define CLI_MAX_AUDIENCE 64
+#define CLI_MAX_TIMEOUT_MS 86400000u      /* 24 h */
+#define CLI_MAX_CODE_BYTES (4u << 20)      /* 4 MiB */
+#define CLI_MAX_STDIN_BYTES (4u << 20)     /* 4 MiB */
+#define CLI_MAX_TOKEN_BYTES (16u << 10)    /* 16 KiB */
+
+/* Exit codes. A task's own exit status (0-255) passes through unchanged. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_INACTIVE = 1,        /* token introspect: token not active */
+    CLI_EXIT_USAGE = 64,          /* bad command line (EX_USAGE) */
+    CLI_EXIT_NOINPUT = 66,        /* code/stdin/token file unreadable or too large */
+    CLI_EXIT_UNAVAILABLE = 69,    /* the RPC failed: any non-OK gRPC status */
+    CLI_EXIT_SOFTWARE = 70,       /* internal error (out of memory, bad reply) */
+    CLI_EXIT_IOERR = 74,          /* cannot write our own output */
+    CLI_EXIT_PROTOCOL = 76,       /* stream ended without Finished */
+    CLI_EXIT_OUTPUT_LIMIT = 120,  /* Finished.reason OUTPUT_LIMIT */
+    CLI_EXIT_MEMORY = 121,        /* Finished.reason MEMORY */
+    CLI_EXIT_SECCOMP = 122,       /* Finished.reason SECCOMP */
+    CLI_EXIT_SANDBOX_ERROR = 123, /* Finished.reason SANDBOX_ERROR */
+    CLI_EXIT_TIMEOUT = 124,       /* Finished.reason TIMEOUT, like timeout(1) */
+    CLI_EXIT_SIGNAL_BASE = 128,   /* KILLED: 128 + signal, like a shell */
+};
+
+enum cli_verb {
+    CLI_VERB_NONE,
+    CLI_VERB_HELP,
+    CLI_VERB_VERSION,
+    CLI_VERB_EXEC,
+    CLI_VERB_INTROSPECT,
+    CLI_VERB_KEYS,
+    CLI_VERB_HEALTH,
+};
+
+/* Where exec's code, or introspect's token, comes from. */
+enum cli_source {
+    CLI_SRC_NONE,
+    CLI_SRC_INLINE, /* -c CODE / TOKEN argument */
+    CLI_SRC_FILE,   /* FILE argument */
+    CLI_SRC_STDIN,  /* "-" */
+    CLI_SRC_ID,     /* introspect --id JTI */
+};
+
+/* Every string points into argv, the env arguments or a static default:
+ * nothing to free. */
+struct cli_args {
+    enum cli_verb verb;
+    const char *broker; /* flag > env > default */
+    const char *credd;
+
+    /* exec */
+    const char *runtime;
+    uint32_t timeout_ms; /* 0: the broker's default */
+    const char *scopes[CLI_MAX_SCOPES];
+    size_t nscopes;
+    const char *audience[CLI_MAX_AUDIENCE];
+    size_t naudience;
+    const char *stdin_file; /* NULL: empty stdin; "-" our own stdin */
+    const char *request_id; /* NULL: none */
+    bool json;
+
+    /* exec: code; introspect: token (or its id) */
+    enum cli_source source;
+    const char *input; /* the code, the file name, the token or the id */
+};
+
+/* Parses argv. env_broker / env_credd are $AIRLOCK_BROKER / $AIRLOCK_CREDD
+ * (NULL or "" when unset). Global options (--broker, --credd, --help,
+ * --version) may come before or after the verb. Returns 0, or -1 with a
+ * one-line message in err (a usage error: exit CLI_EXIT_USAGE). */
+int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_credd,
+              struct cli_args *out, char *err, size_t errlen);
+
+/* Parses a decimal timeout in ms: digits only, at most CLI_MAX_TIMEOUT_MS.
+ * Returns 0, or -1 with err set. */
+int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen);
+
+/* Reads all of fd, refusing more than max bytes. Returns 0 with a malloc'd
+ * buffer (NUL-terminated, *len excludes the NUL), or -1 with err set.
+ * what names the input in the message ("code file x.py"). */
+int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, char *err,
+                size_t errlen);
+/* Same for a path, or "-" for standard input. */
+int cli_read_path(const char *path, size_t max, char **buf, size_t *len, char *err, size_t errlen);
+
+/* The --help text. */
+extern const char cli_usage[];
+
+#endif

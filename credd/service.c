@@ -1,0 +1,299 @@
+/*
+ * service.c - airlock.v1.Credentials over the token core: caller identity
+ * and authorization, request validation, and RFC 7009/7662 semantics for
+ * revocation and introspection.
+ *
+ * Who may call what:
+ *   Mint        the broker only
+ *   Revoke      by token_id: the broker or a worker; by token: anyone who
+ *               presents a validly signed token (its holder may end it)
+ *   Introspect  any local peer with credentials
+ *   Keys        anyone
+ */
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "airlock/v1/credentials.pb-c.h"
+#include "util.h"
+
+#define MAX_AUDIENCES 16
+#define MAX_SCOPES 32
+#define MAX_CLAIM_LEN 256
+
+int credd_identify(const struct credd_config *config, const struct rpc_peer *peer, char *out,
+                   size_t outlen)
+{
+    if (!peer->has_ucred)
+        return -1;
+    int n;
+    if (peer->exe[0] && strcmp(peer->exe, config->broker_exe) == 0)
+        n = snprintf(out, outlen, "spiffe://%s/airlock/broker", config->trust_domain);
+    else if (peer->exe[0] && strcmp(peer->exe, config->worker_exe) == 0)
+        n = snprintf(out, outlen, "spiffe://%s/airlock/worker", config->trust_domain);
+    else
+        n = snprintf(out, outlen, "spiffe://%s/uid/%u", config->trust_domain, (unsigned)peer->uid);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+/* The caller's identity and role, or a failed status. */
+struct caller {
+    char id[512];
+    bool is_broker;
+    bool is_worker;
+};
+
+static grpc_status_code identify(struct credd *d, struct rpc_call *call, struct caller *c)
+{
+    if (credd_identify(d->config, rpc_call_peer(call), c->id, sizeof c->id) != 0)
+        return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "caller has no workload identity");
+    char want[512];
+    snprintf(want, sizeof want, "spiffe://%s/airlock/broker", d->config->trust_domain);
+    c->is_broker = strcmp(c->id, want) == 0;
+    snprintf(want, sizeof want, "spiffe://%s/airlock/worker", d->config->trust_domain);
+    c->is_worker = strcmp(c->id, want) == 0;
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code check_words(struct rpc_call *call, const char *what, char **items,
+                                    size_t n, size_t max_items)
+{
+    if (n > max_items)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "too many %s (max %zu)", what,
+                             max_items);
+    for (size_t i = 0; i < n; i++)
+        if (!is_plain_word(items[i], MAX_CLAIM_LEN))
+            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "%s entry %zu must be 1-%d printable characters without spaces",
+                                 what, i, MAX_CLAIM_LEN);
+    return GRPC_STATUS_OK;
+}
+
+static bool is_hex_sha256(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    struct credd *d = ctx;
+    const Airlock__V1__MintRequest *req = (const void *)request;
+    struct caller who;
+    grpc_status_code rc = identify(d, call, &who);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    if (!who.is_broker) {
+        log_warn("mint denied to %s", who.id);
+        return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+                             "only the broker may mint tokens; caller is %s", who.id);
+    }
+    if (!spiffe_id_valid(req->subject))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "subject must be a SPIFFE ID");
+    if (!is_plain_word(req->task_id, 64))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "task_id must be 1-64 printable characters");
+    if (req->code_sha256[0] && !is_hex_sha256(req->code_sha256))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "code_sha256 must be 64 lowercase hex digits");
+    if ((rc = check_words(call, "audience", req->audience, req->n_audience, MAX_AUDIENCES)) ||
+        (rc = check_words(call, "scopes", req->scopes, req->n_scopes, MAX_SCOPES)))
+        return rc;
+
+    uint32_t ttl = req->ttl_seconds ? req->ttl_seconds : d->config->default_ttl;
+    if (ttl > d->config->max_ttl)
+        ttl = d->config->max_ttl;
+    int64_t now = unix_seconds();
+    char jti[RANDOM_ID_LEN];
+    random_id(jti);
+
+    json_t *claims = json_object();
+    json_t *aud = json_array();
+    char *scope = NULL;
+    size_t scope_len = 0;
+    for (size_t i = 0; i < req->n_scopes; i++)
+        scope_len += strlen(req->scopes[i]) + 1;
+    if (scope_len && (scope = malloc(scope_len)) != NULL) {
+        scope[0] = '\0';
+        for (size_t i = 0; i < req->n_scopes; i++) {
+            if (i)
+                strcat(scope, " ");
+            strcat(scope, req->scopes[i]);
+        }
+    }
+    for (size_t i = 0; aud && i < req->n_audience; i++)
+        json_array_append_new(aud, json_string(req->audience[i]));
+    int bad = !claims || !aud || (scope_len && !scope);
+    bad |= json_object_set_new(claims, "iss", json_string(d->issuer));
+    bad |= json_object_set_new(claims, "sub", json_string(req->subject));
+    if (aud && json_array_size(aud) > 0)
+        bad |= json_object_set(claims, "aud", aud);
+    bad |= json_object_set_new(claims, "iat", json_integer(now));
+    bad |= json_object_set_new(claims, "nbf", json_integer(now));
+    bad |= json_object_set_new(claims, "exp", json_integer(now + ttl));
+    bad |= json_object_set_new(claims, "jti", json_string(jti));
+    if (scope)
+        bad |= json_object_set_new(claims, "scope", json_string(scope));
+    bad |= json_object_set_new(claims, "act", json_pack("{s:s}", "sub", who.id));
+    bad |= json_object_set_new(claims, "task_id", json_string(req->task_id));
+    if (req->code_sha256[0])
+        bad |= json_object_set_new(claims, "code_sha256", json_string(req->code_sha256));
+    free(scope);
+    json_decref(aud);
+
+    char *token = bad ? NULL : jwt_sign(d->key, claims);
+    if (!token || token_table_insert(d->tokens, jti, now + ttl, claims) != 0) {
+        free(token);
+        json_decref(claims);
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot mint token");
+    }
+    json_decref(claims);
+    log_info("minted jti=%s sub=%s task=%s ttl=%u", jti, req->subject, req->task_id, ttl);
+
+    Airlock__V1__MintResponse resp = AIRLOCK__V1__MINT_RESPONSE__INIT;
+    resp.token = token;
+    resp.token_id = jti;
+    resp.issued_at = now;
+    resp.expires_at = now + ttl;
+    resp.key_id = (char *)d->key->kid;
+    rpc_call_send(call, &resp.base);
+    sodium_memzero(token, strlen(token));
+    free(token);
+    return GRPC_STATUS_OK;
+}
+
+/* Resolves a request's (token, token_id) pair to a jti. A token whose
+ * signature does not verify names no jti: it is "unknown". Returns 0 and
+ * fills jti (possibly ""), or a failed status. */
+static grpc_status_code resolve_jti(struct credd *d, struct rpc_call *call, const char *token,
+                                    const char *token_id, char *jti, size_t jtilen)
+{
+    jti[0] = '\0';
+    if (token[0] && token_id[0])
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "give token or token_id, not both");
+    if (!token[0] && !token_id[0])
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "token or token_id is required");
+    if (token_id[0]) {
+        if (!is_plain_word(token_id, 64))
+            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed token_id");
+        snprintf(jti, jtilen, "%s", token_id);
+        return GRPC_STATUS_OK;
+    }
+    json_t *claims = NULL;
+    if (jwt_verify(d->key->public_key, d->key->kid, token, &claims) == 0) {
+        const char *id = json_string_value(json_object_get(claims, "jti"));
+        if (id && is_plain_word(id, 64))
+            snprintf(jti, jtilen, "%s", id);
+        json_decref(claims);
+    }
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    struct credd *d = ctx;
+    const Airlock__V1__RevokeRequest *req = (const void *)request;
+    struct caller who;
+    grpc_status_code rc = identify(d, call, &who);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    if (req->token_id[0] && !who.is_broker && !who.is_worker)
+        return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+                             "revocation by token_id is for the broker and workers; present the token instead");
+    char jti[80];
+    if ((rc = resolve_jti(d, call, req->token, req->token_id, jti, sizeof jti)) != GRPC_STATUS_OK)
+        return rc;
+    int64_t now = unix_seconds();
+    enum token_status before = jti[0] ? token_table_revoke(d->tokens, jti, now) : TOKEN_UNKNOWN;
+    enum token_status after = before == TOKEN_ACTIVE ? TOKEN_REVOKED : before;
+    if (before == TOKEN_ACTIVE)
+        log_info("revoked jti=%s by %s", jti, who.id);
+
+    Airlock__V1__RevokeResponse resp = AIRLOCK__V1__REVOKE_RESPONSE__INIT;
+    resp.status = (char *)token_status_name(after);
+    resp.was_active = before == TOKEN_ACTIVE;
+    rpc_call_send(call, &resp.base);
+    return GRPC_STATUS_OK;
+}
+
+static char *claim_string(json_t *claims, const char *name)
+{
+    const char *v = json_string_value(json_object_get(claims, name));
+    return (char *)(v ? v : "");
+}
+
+static grpc_status_code introspect(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    struct credd *d = ctx;
+    const Airlock__V1__IntrospectRequest *req = (const void *)request;
+    struct caller who;
+    grpc_status_code rc = identify(d, call, &who);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    char jti[80];
+    if ((rc = resolve_jti(d, call, req->token, req->token_id, jti, sizeof jti)) != GRPC_STATUS_OK)
+        return rc;
+    json_t *claims = NULL;
+    enum token_status st = jti[0] ? token_table_lookup(d->tokens, jti, unix_seconds(), &claims)
+                                  : TOKEN_UNKNOWN;
+
+    Airlock__V1__IntrospectResponse resp = AIRLOCK__V1__INTROSPECT_RESPONSE__INIT;
+    resp.active = st == TOKEN_ACTIVE;
+    resp.status = (char *)token_status_name(st);
+    char *aud_items[MAX_AUDIENCES];
+    if (st == TOKEN_ACTIVE && claims) {
+        resp.iss = claim_string(claims, "iss");
+        resp.sub = claim_string(claims, "sub");
+        resp.scope = claim_string(claims, "scope");
+        resp.jti = claim_string(claims, "jti");
+        resp.task_id = claim_string(claims, "task_id");
+        resp.code_sha256 = claim_string(claims, "code_sha256");
+        resp.act_sub = claim_string(json_object_get(claims, "act"), "sub");
+        resp.iat = json_integer_value(json_object_get(claims, "iat"));
+        resp.nbf = json_integer_value(json_object_get(claims, "nbf"));
+        resp.exp = json_integer_value(json_object_get(claims, "exp"));
+        resp.token_type = "airlock-task+jwt";
+        json_t *aud = json_object_get(claims, "aud");
+        for (size_t i = 0; i < json_array_size(aud) && i < MAX_AUDIENCES; i++)
+            aud_items[resp.n_aud++] = (char *)json_string_value(json_array_get(aud, i));
+        resp.aud = aud_items;
+    }
+    rpc_call_send(call, &resp.base);
+    json_decref(claims);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code keys(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    (void)request;
+    struct credd *d = ctx;
+    const struct signing_key *list[] = {d->key};
+    char *jwks = jwks_json(list, 1);
+    if (!jwks)
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot encode JWKS");
+    Airlock__V1__KeysResponse resp = AIRLOCK__V1__KEYS_RESPONSE__INIT;
+    resp.jwks_json = jwks;
+    rpc_call_send(call, &resp.base);
+    free(jwks);
+    return GRPC_STATUS_OK;
+}
+
+size_t credd_methods(struct credd *d, struct rpc_method *m, size_t cap)
+{
+    const struct rpc_method table[] = {
+        {"/airlock.v1.Credentials/Mint", RPC_UNARY, &airlock__v1__mint_request__descriptor, mint, d},
+        {"/airlock.v1.Credentials/Revoke", RPC_UNARY, &airlock__v1__revoke_request__descriptor, revoke, d},
+        {"/airlock.v1.Credentials/Introspect", RPC_UNARY,
+         &airlock__v1__introspect_request__descriptor, introspect, d},
+        {"/airlock.v1.Credentials/Keys", RPC_UNARY, &airlock__v1__keys_request__descriptor, keys, d},
+    };
+    size_t n = sizeof table / sizeof table[0];
+    if (n > cap)
+        return 0;
+    memcpy(m, table, sizeof table);
+    return n;
+}

@@ -1,0 +1,36 @@
+/*
+ * service.h - credd's gRPC methods (airlock.v1.Credentials): who may call
+ * what, request validation, and the mapping from requests to token.h.
+ */
+#ifndef AIRLOCK_CREDD_SERVICE_H
+#define AIRLOCK_CREDD_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rpc.h"
+#include "token.h"
+
+struct credd_config {
+    const char *trust_domain;   /* "airlock.local" */
+    char broker_exe[4096];      /* peers running this binary are the broker */
+    char worker_exe[4096];      /* ... and this one a worker */
+    uint32_t default_ttl;       /* seconds, when the request names none */
+    uint32_t max_ttl;           /* seconds, hard cap */
+};
+
+struct credd {
+    const struct credd_config *config;
+    const struct signing_key *key;
+    struct token_table *tokens;
+    char issuer[256];           /* spiffe://<trust-domain>/airlock/credd */
+};
+
+/* The method table; ctx of every entry is the struct credd. */
+size_t credd_methods(struct credd *credd, struct rpc_method *methods, size_t cap);
+
+/* SPIFFE ID of a caller. Returns 0, or -1 when the peer has no identity. */
+int credd_identify(const struct credd_config *config, const struct rpc_peer *peer, char *out,
+                   size_t outlen);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * rpc.h - the gRPC C core glue shared by credd, the broker, the worker and
+ * the CLI: a thread-per-call server with registered unary and
+ * server-streaming methods, Unix-socket listeners that know their peers'
+ * credentials, grpc.health.v1.Health/Check, and blocking client calls with
+ * deadlines. Messages are protobuf-c; framing to grpc_byte_buffer lives here
+ * and nowhere else.
+ */
+#ifndef AIRLOCK_RPC_H
+#define AIRLOCK_RPC_H
+
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define RPC_STATUS_MESSAGE_MAX 512
+
+/* A gRPC status with its message. */
+struct rpc_status {
+    grpc_status_code code;
+    char message[RPC_STATUS_MESSAGE_MAX];
+};
+
+/* Who is on the other end of a server call. */
+struct rpc_peer {
+    bool has_ucred;  /* connection came through an rpc_server_listen_unix socket */
+    pid_t pid;       /* SO_PEERCRED at accept time */
+    uid_t uid;
+    gid_t gid;
+    char exe[4096];  /* /proc/PID/exe at accept time, "" if unreadable */
+};
+
+/* ------------------------------------------------------------------ server */
+
+struct rpc_server;
+struct rpc_call;
+
+/* Handler for one call. request is the unpacked request (owned by the
+ * framework). A unary handler calls rpc_call_send once with its response; a
+ * streaming handler calls it once per message. Return GRPC_STATUS_OK, or the
+ * value of rpc_call_fail(). Handlers run on their own thread and may block. */
+typedef grpc_status_code (*rpc_handler)(struct rpc_call *call, const ProtobufCMessage *request,
+                                        void *ctx);
+
+enum rpc_kind { RPC_UNARY, RPC_SERVER_STREAMING };
+
+struct rpc_method {
+    const char *path;  /* "/airlock.v1.Broker/Execute" */
+    enum rpc_kind kind;
+    const ProtobufCMessageDescriptor *request_type;
+    rpc_handler handler;
+    void *ctx;
+};
+
+/* Creates a server; methods[] (and the strings in it) must outlive it.
+ * Health/Check is added and answers SERVING for "" and for each service
+ * named in the method paths. max_concurrent_calls bounds handler threads;
+ * calls beyond it get RESOURCE_EXHAUSTED. */
+struct rpc_server *rpc_server_new(const struct rpc_method *methods, size_t nmethods,
+                                  int max_concurrent_calls);
+
+/* Binds a Unix socket at path (mode 0660; a stale socket file is replaced,
+ * a live one is an error), accepts connections itself and records each
+ * peer's SO_PEERCRED. Call before rpc_server_start. 0 or -1 (errno). */
+int rpc_server_listen_unix(struct rpc_server *s, const char *path);
+
+/* Starts serving. 0 or -1. */
+int rpc_server_start(struct rpc_server *s);
+
+/* Blocks until rpc_server_stop is called (e.g. from a signal-watching
+ * thread), then shuts down: waits for running handlers, frees everything. */
+void rpc_server_run(struct rpc_server *s);
+/* Async-signal-safe: asks rpc_server_run to return. */
+void rpc_server_stop(struct rpc_server *s);
+void rpc_server_free(struct rpc_server *s);
+
+/* Call accessors, valid during the handler. */
+const struct rpc_peer *rpc_call_peer(const struct rpc_call *call);
+/* Sends one message (unary: the response). Blocks until it is on the wire.
+ * Returns 0, or -1 if the call is gone (client cancelled / deadline). */
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
+/* Has the client cancelled or its deadline passed? Never blocks. */
+bool rpc_call_cancelled(struct rpc_call *call);
+/* Records the status message; returns code, for `return rpc_call_fail(…)`. */
+grpc_status_code rpc_call_fail(struct rpc_call *call, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ client */
+
+struct rpc_channel;
+
+/* target: "unix:/path" or "unix:///path" (insecure local transport). */
+struct rpc_channel *rpc_channel_new(const char *target);
+void rpc_channel_free(struct rpc_channel *ch);
+
+/* One unary call. On GRPC_STATUS_OK *response is set (free it with
+ * protobuf_c_message_free_unpacked(*response, NULL)). status->message says
+ * what went wrong otherwise. timeout_ms bounds the whole call. */
+grpc_status_code rpc_unary(struct rpc_channel *ch, const char *method,
+                           const ProtobufCMessage *request,
+                           const ProtobufCMessageDescriptor *response_type,
+                           ProtobufCMessage **response, int timeout_ms,
+                           struct rpc_status *status);
+
+struct rpc_stream;
+
+/* Starts a server-streaming call. NULL only on allocation failure; errors
+ * surface from rpc_stream_next / rpc_stream_finish. */
+struct rpc_stream *rpc_stream_start(struct rpc_channel *ch, const char *method,
+                                    const ProtobufCMessage *request, int timeout_ms);
+/* Next message: 1 and *msg set (free with protobuf_c_message_free_unpacked),
+ * 0 at end of stream, -1 on error (see rpc_stream_finish). */
+int rpc_stream_next(struct rpc_stream *st, const ProtobufCMessageDescriptor *type,
+                    ProtobufCMessage **msg);
+/* Cancels if still running, reads the final status, frees the stream. */
+grpc_status_code rpc_stream_finish(struct rpc_stream *st, struct rpc_status *status);
+
+/* Name of a status code ("UNAVAILABLE"). */
+const char *rpc_status_name(grpc_status_code code);
+
+#endif

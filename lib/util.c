@@ -1,0 +1,82 @@
+/*
+ * util.c - clocks, random ids, hex digests and logging over libsodium/libc.
+ */
+#include "util.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once at start-up, before any thread exists. */
+static const char *log_program = "airlock";
+
+int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t unix_seconds(void)
+{
+    return (int64_t)time(NULL);
+}
+
+void random_id(char out[RANDOM_ID_LEN])
+{
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, RANDOM_ID_LEN, raw, sizeof raw);
+}
+
+void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, data, len);
+    sodium_bin2hex(out, SHA256_HEX_LEN, digest, sizeof digest);
+}
+
+void log_set_program(const char *name)
+{
+    log_program = name;
+}
+
+void log_msg(const char *level, const char *fmt, ...)
+{
+    char when[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000, log_program, level, line);
+}
+
+bool is_plain_word(const char *s, size_t maxlen)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= maxlen || s[n] <= ' ' || s[n] > '~')
+            return false;
+    return n > 0;
+}
+
+bool spiffe_id_valid(const char *id)
+{
+    static const char scheme[] = "spiffe://";
+    if (strncmp(id, scheme, sizeof scheme - 1) != 0 || !is_plain_word(id, 2048))
+        return false;
+    const char *td = id + sizeof scheme - 1, *p = td;
+    for (; *p && *p != '/'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
+              *p == '_'))
+            return false;
+    return p > td && *p == '/' && p[1] != '\0';
+}

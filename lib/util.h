@@ -1,0 +1,38 @@
+/*
+ * util.h - small helpers every Airlock program uses: clocks, random ids,
+ * hex digests, logging.
+ */
+#ifndef AIRLOCK_UTIL_H
+#define AIRLOCK_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t monotonic_ms(void);
+int64_t unix_seconds(void);
+
+/* 128 random bits as 32 lowercase hex chars + NUL. */
+#define RANDOM_ID_LEN 33
+void random_id(char out[RANDOM_ID_LEN]);
+
+/* SHA-256 of data as 64 lowercase hex chars + NUL. */
+#define SHA256_HEX_LEN 65
+void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN]);
+
+/* One line to stderr: "<time> <program> <level>: message". */
+void log_set_program(const char *name);
+void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_info(...) log_msg("info", __VA_ARGS__)
+#define log_warn(...) log_msg("warn", __VA_ARGS__)
+#define log_error(...) log_msg("error", __VA_ARGS__)
+
+
+/* A non-empty string of at most maxlen printable ASCII characters without
+ * spaces: what scope, audience and id fields may hold. */
+bool is_plain_word(const char *s, size_t maxlen);
+
+/* spiffe://<trust-domain>/<path>, trust domain [a-z0-9.-_], ≤ 2048 bytes. */
+bool spiffe_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,340 @@
+"""airlock_fixture - starts the real airlock-credd and airlock-broker on
+temporary Unix sockets with temporary state directories, waits for their
+health checks, and tears them down (SIGTERM, then SIGKILL after a bound),
+checking they exit cleanly and leave no worker behind. Also the grpcio and
+CLI helpers the integration tests share.
+
+Environment: AIRLOCK_BIN_DIR (the build's bin/), PYTHONPATH containing the
+build's python/ directory (generated *_pb2 modules). Run with Debian's
+/usr/bin/python3, which has python3-grpcio, python3-protobuf and python3-jwt.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import grpc
+
+from airlock.v1 import broker_pb2, credentials_pb2
+import health_pb2
+
+BIN_DIR = os.environ.get("AIRLOCK_BIN_DIR", "")
+START_TIMEOUT = 30.0   # seconds for a daemon to answer its health check
+STOP_TIMEOUT = 10.0    # seconds for a daemon to exit after SIGTERM
+RPC_TIMEOUT = 60.0     # default deadline of one test RPC
+
+EXECUTE = "/airlock.v1.Broker/Execute"
+MINT = "/airlock.v1.Credentials/Mint"
+REVOKE = "/airlock.v1.Credentials/Revoke"
+INTROSPECT = "/airlock.v1.Credentials/Introspect"
+KEYS = "/airlock.v1.Credentials/Keys"
+HEALTH = "/grpc.health.v1.Health/Check"
+
+TRUST_DOMAIN_PREFIX = "spiffe://airlock.local/uid/"
+
+
+def bin_path(name):
+    return os.path.join(BIN_DIR, name)
+
+
+def my_spiffe_id():
+    return TRUST_DOMAIN_PREFIX + str(os.getuid())
+
+
+# --------------------------------------------------------------- grpcio
+
+def execute(channel, request, timeout=RPC_TIMEOUT, on_event=None):
+    """Runs Broker.Execute; returns (events, status code, details).
+    on_event(event) is called as each event arrives."""
+    call = channel.unary_stream(
+        EXECUTE,
+        request_serializer=broker_pb2.ExecuteRequest.SerializeToString,
+        response_deserializer=broker_pb2.ExecuteEvent.FromString,
+    )(request, timeout=timeout)
+    events = []
+    try:
+        for ev in call:
+            events.append(ev)
+            if on_event:
+                on_event(ev)
+        return events, grpc.StatusCode.OK, ""
+    except grpc.RpcError as e:
+        return events, e.code(), e.details()
+
+
+def unary(channel, method, request, response_type, timeout=RPC_TIMEOUT):
+    return channel.unary_unary(
+        method,
+        request_serializer=type(request).SerializeToString,
+        response_deserializer=response_type.FromString,
+    )(request, timeout=timeout)
+
+
+def introspect(channel, token="", token_id=""):
+    return unary(channel, INTROSPECT,
+                 credentials_pb2.IntrospectRequest(token=token, token_id=token_id),
+                 credentials_pb2.IntrospectResponse)
+
+
+def keys(channel):
+    resp = unary(channel, KEYS, credentials_pb2.KeysRequest(), credentials_pb2.KeysResponse)
+    return json.loads(resp.jwks_json)
+
+
+def health(channel, service="", timeout=2.0):
+    return unary(channel, HEALTH, health_pb2.HealthCheckRequest(service=service),
+                 health_pb2.HealthCheckResponse, timeout=timeout).status
+
+
+def split_events(events):
+    """(started, stdout bytes, stderr bytes, finished) of an event list."""
+    started = finished = None
+    out, err = b"", b""
+    for ev in events:
+        kind = ev.WhichOneof("event")
+        if kind == "started":
+            started = ev.started
+        elif kind == "stdout":
+            out += ev.stdout
+        elif kind == "stderr":
+            err += ev.stderr
+        elif kind == "finished":
+            finished = ev.finished
+    return started, out, err, finished
+
+
+# --------------------------------------------------------------- processes
+
+def proc_cmdlines():
+    """{pid: [argv...]} of every process we can read."""
+    result = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        result[int(entry)] = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    return result
+
+
+def processes_with_marker(marker, settle=5.0):
+    """Pids (other than ours) whose command line contains marker, after
+    waiting up to settle seconds for them to disappear."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = [pid for pid, argv in proc_cmdlines().items()
+                 if pid != os.getpid() and any(marker in a for a in argv)]
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def orphan_workers(worker_exe):
+    """Processes running worker_exe that no live airlock-broker owns."""
+    worker_exe = os.path.realpath(worker_exe)
+    orphans = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or _exe(int(entry)) != worker_exe:
+            continue
+        pid, owned = int(entry), False
+        p = _ppid(pid)
+        while p > 1:
+            if os.path.basename(_exe(p)).startswith("airlock-broker"):
+                owned = True
+                break
+            p = _ppid(p)
+        if not owned:
+            orphans.append(pid)
+    return orphans
+
+
+class Daemons:
+    """A credd and a broker of our own, on temporary sockets."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="airlock-it-")
+        self.credd_sock = os.path.join(self.tmp, "credd.sock")
+        self.broker_sock = os.path.join(self.tmp, "broker.sock")
+        self.credd_addr = "unix:" + self.credd_sock
+        self.broker_addr = "unix:" + self.broker_sock
+        self.credd = self.broker = None
+        self._channels = []
+
+    # -- lifecycle
+
+    def _spawn(self, name, args):
+        state = os.path.join(self.tmp, name + "-state")
+        os.mkdir(state, 0o700)
+        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        try:
+            return subprocess.Popen([bin_path("airlock-" + name)] + args + ["--state-dir", state],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
+        finally:
+            log.close()
+
+    def _wait_healthy(self, name, proc, addr):
+        deadline = time.monotonic() + START_TIMEOUT
+        with grpc.insecure_channel(addr) as ch:
+            last = None
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise AssertionError(f"airlock-{name} exited with {proc.returncode} during "
+                                         f"start-up\n{self.logs()}")
+                try:
+                    if health(ch, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError as e:
+                    last = f"{e.code().name}: {e.details()}"
+                time.sleep(0.05)
+        raise AssertionError(f"airlock-{name} not SERVING within {START_TIMEOUT} s "
+                             f"(last: {last})\n{self.logs()}")
+
+    def start(self):
+        for b in ("airlock-credd", "airlock-broker", "airlock-worker", "airlock"):
+            if not os.access(bin_path(b), os.X_OK):
+                raise AssertionError(f"{bin_path(b)} is missing: build first "
+                                     f"(AIRLOCK_BIN_DIR={BIN_DIR!r})")
+        try:
+            self.credd = self._spawn("credd", ["--socket", self.credd_sock])
+            self._wait_healthy("credd", self.credd, self.credd_addr)
+            self.broker = self._spawn("broker", ["--socket", self.broker_sock,
+                                                 "--credd", self.credd_addr])
+            self._wait_healthy("broker", self.broker, self.broker_addr)
+        except BaseException:
+            self._kill_all()
+            raise
+
+    def stop_one(self, name):
+        """SIGTERM, wait STOP_TIMEOUT, else SIGKILL. Returns a problem
+        description or None if it exited 0 in time."""
+        proc = getattr(self, name)
+        if proc is None or proc.poll() is not None:
+            return None if proc is None or proc.returncode == 0 else \
+                f"airlock-{name} had already exited with {proc.returncode}"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+            return f"airlock-{name} ignored SIGTERM for {STOP_TIMEOUT} s (killed)"
+        if rc != 0:
+            return f"airlock-{name} exited with {rc} after SIGTERM"
+        return None
+
+    def _kill_all(self):
+        for proc in (self.broker, self.credd):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def stop(self):
+        """Stops both daemons; raises AssertionError if either did not exit
+        cleanly or a worker outlived the broker."""
+        for ch in self._channels:
+            ch.close()
+        problems = [p for p in (self.stop_one("broker"), self.stop_one("credd")) if p]
+        self._kill_all()
+        deadline = time.monotonic() + 5.0
+        orphans = orphan_workers(bin_path("airlock-worker"))
+        while orphans and time.monotonic() < deadline:
+            time.sleep(0.1)
+            orphans = orphan_workers(bin_path("airlock-worker"))
+        if orphans:
+            problems.append(f"airlock-worker processes outlived the broker: {orphans}")
+            for pid in orphans:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        logs = self.logs()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems) + "\n" + logs)
+
+    # -- helpers
+
+    def logs(self, lines=40):
+        out = []
+        for name in ("credd", "broker"):
+            path = os.path.join(self.tmp, name + ".log")
+            try:
+                with open(path, "rb") as f:
+                    tail = f.read().decode(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            out.append(f"--- airlock-{name} log (last {lines} lines) ---")
+            out.extend(tail)
+        return "\n".join(out)
+
+    def channel(self, which):
+        ch = grpc.insecure_channel(self.broker_addr if which == "broker" else self.credd_addr)
+        self._channels.append(ch)
+        return ch
+
+    def cli(self, *args, input=None, env_addresses=False, timeout=RPC_TIMEOUT):
+        """Runs bin/airlock with our daemons' addresses, as flags (default)
+        or through AIRLOCK_BROKER / AIRLOCK_CREDD."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
+        argv = [bin_path("airlock")]
+        if env_addresses:
+            env["AIRLOCK_BROKER"] = self.broker_addr
+            env["AIRLOCK_CREDD"] = self.credd_addr
+        else:
+            argv += ["--broker", self.broker_addr, "--credd", self.credd_addr]
+        return subprocess.run(argv + list(args), input=input, capture_output=True,
+                              env=env, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+
+class DaemonTestCase(unittest.TestCase):
+    """One pair of daemons for the whole class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemons()
+        cls.d.start()
+        cls.broker = cls.d.channel("broker")
+        cls.credd = cls.d.channel("credd")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def run_task(self, runtime, code, **kw):
+        """Execute through grpcio; asserts the call succeeded and a Started
+        and a Finished event came. Returns (started, stdout, stderr, finished)."""
+        timeout = kw.pop("rpc_timeout", RPC_TIMEOUT)
+        code = code.encode() if isinstance(code, str) else code
+        req = broker_pb2.ExecuteRequest(runtime=runtime, code=code, **kw)
+        events, status, details = execute(self.broker, req, timeout=timeout)
+        self.assertEqual(status, grpc.StatusCode.OK, f"Execute failed: {details}\n{self.d.logs()}")
+        started, out, err, finished = split_events(events)
+        self.assertIsNotNone(started, "no Started event")
+        self.assertIsNotNone(finished, f"no Finished event\n{self.d.logs()}")
+        self.assertEqual(events[0].WhichOneof("event"), "started")
+        self.assertEqual(events[-1].WhichOneof("event"), "finished")
+        return started, out, err, finished

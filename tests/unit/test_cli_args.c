@@ -1,0 +1,356 @@
+/*
+ * test_cli_args.c - cmocka tests for the `airlock` command line (cli/args.c):
+ * flag placement, environment vs flags, code sources, repeated options,
+ * number validation, and the bounded input reader.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+/* Parses a literal command line; env_broker/env_credd may be NULL. */
+#define PARSE(out, err, eb, ec, ...)                                                              \
+    cli_parse(ARGC("airlock", __VA_ARGS__), (char *[]){"airlock", __VA_ARGS__, NULL}, eb, ec, out, \
+              err, sizeof err)
+
+static void test_exec_inline_defaults(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c", "print(1)"), 0);
+    assert_int_equal(a.verb, CLI_VERB_EXEC);
+    assert_int_equal(a.source, CLI_SRC_INLINE);
+    assert_string_equal(a.input, "print(1)");
+    assert_string_equal(a.runtime, "python3");
+    assert_string_equal(a.broker, CLI_DEFAULT_BROKER);
+    assert_string_equal(a.credd, CLI_DEFAULT_CREDD);
+    assert_int_equal(a.timeout_ms, 0);
+    assert_int_equal(a.nscopes, 0);
+    assert_int_equal(a.naudience, 0);
+    assert_null(a.stdin_file);
+    assert_null(a.request_id);
+    assert_false(a.json);
+}
+
+static void test_exec_all_options(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--runtime", "sh", "--timeout-ms=1500",
+                           "--scope", "read:a", "--scope=write:b", "--scope", "x", "--audience",
+                           "svc", "--stdin", "in.txt", "--request-id", "r-1", "--json", "prog.sh"),
+                     0);
+    assert_string_equal(a.runtime, "sh");
+    assert_int_equal(a.timeout_ms, 1500);
+    assert_int_equal(a.nscopes, 3);
+    assert_string_equal(a.scopes[0], "read:a");
+    assert_string_equal(a.scopes[1], "write:b");
+    assert_string_equal(a.scopes[2], "x");
+    assert_int_equal(a.naudience, 1);
+    assert_string_equal(a.audience[0], "svc");
+    assert_string_equal(a.stdin_file, "in.txt");
+    assert_string_equal(a.request_id, "r-1");
+    assert_true(a.json);
+    assert_int_equal(a.source, CLI_SRC_FILE);
+    assert_string_equal(a.input, "prog.sh");
+}
+
+static void test_global_flags_before_and_after_verb(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--broker", "unix:/b1", "exec", "--credd=unix:/c1",
+                           "-c", "x"),
+                     0);
+    assert_string_equal(a.broker, "unix:/b1");
+    assert_string_equal(a.credd, "unix:/c1");
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--credd", "unix:/c2"), 0);
+    assert_int_equal(a.verb, CLI_VERB_KEYS);
+    assert_string_equal(a.credd, "unix:/c2");
+
+    /* exec options may also come before the verb */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--json", "exec", "-c", "x"), 0);
+    assert_true(a.json);
+}
+
+static void test_env_defaults_and_flag_override(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, "unix:/env-b", "unix:/env-c", "keys"), 0);
+    assert_string_equal(a.broker, "unix:/env-b");
+    assert_string_equal(a.credd, "unix:/env-c");
+
+    assert_int_equal(PARSE(&a, err, "unix:/env-b", "unix:/env-c", "keys", "--broker", "unix:/f-b",
+                           "--credd", "unix:/f-c"),
+                     0);
+    assert_string_equal(a.broker, "unix:/f-b");
+    assert_string_equal(a.credd, "unix:/f-c");
+
+    /* empty env means unset */
+    assert_int_equal(PARSE(&a, err, "", "", "keys"), 0);
+    assert_string_equal(a.broker, CLI_DEFAULT_BROKER);
+    assert_string_equal(a.credd, CLI_DEFAULT_CREDD);
+}
+
+static void test_code_sources(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-"), 0);
+    assert_int_equal(a.source, CLI_SRC_STDIN);
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "script.py"), 0);
+    assert_int_equal(a.source, CLI_SRC_FILE);
+    assert_string_equal(a.input, "script.py");
+
+    /* after "--" a name starting with '-' is a file */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--", "-weird.py"), 0);
+    assert_int_equal(a.source, CLI_SRC_FILE);
+    assert_string_equal(a.input, "-weird.py");
+
+    /* -c takes the next word even if it starts with '-' */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c", "-1"), 0);
+    assert_int_equal(a.source, CLI_SRC_INLINE);
+    assert_string_equal(a.input, "-1");
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c", "x", "file.py"), -1);
+    assert_non_null(strstr(err, "once"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "a.py", "b.py"), -1);
+    assert_non_null(strstr(err, "unexpected argument 'b.py'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c", "x", "-c", "y"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--stdin", "-", "-"), -1);
+    assert_non_null(strstr(err, "standard input"));
+    /* --stdin - with inline code is fine */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--stdin", "-", "-c", "x"), 0);
+    assert_string_equal(a.stdin_file, "-");
+}
+
+static void test_missing_code(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--runtime", "sh"), -1);
+    assert_non_null(strstr(err, "missing code"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c"), -1);
+    assert_non_null(strstr(err, "needs a value"));
+}
+
+static void test_bad_numbers(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "abc", "-c", "x"), -1);
+    assert_non_null(strstr(err, "--timeout-ms"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "-5", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "+5", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "12ms", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "4294967296", "-c", "x"), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(
+        PARSE(&a, err, NULL, NULL, "exec", "--timeout-ms", "99999999999999999999999", "-c", "x"), -1);
+    assert_non_null(strstr(err, "out of range"));
+
+    uint32_t v = 7;
+    assert_int_equal(cli_parse_timeout("86400000", &v, err, sizeof err), 0);
+    assert_int_equal(v, CLI_MAX_TIMEOUT_MS);
+    assert_int_equal(cli_parse_timeout("86400001", &v, err, sizeof err), -1);
+    assert_int_equal(cli_parse_timeout("0", &v, err, sizeof err), 0);
+    assert_int_equal(v, 0);
+}
+
+static void test_unknown_things(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--frobnicate", "-c", "x"), -1);
+    assert_non_null(strstr(err, "unknown option '--frobnicate'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "launch"), -1);
+    assert_non_null(strstr(err, "unknown command 'launch'"));
+    assert_int_equal(cli_parse(1, (char *[]){"airlock", NULL}, NULL, NULL, &a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "missing command"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "mint"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "extra"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--json=yes", "exec", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--broker", "", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--runtime", "", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--scope", "a b", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--scope", "", "-c", "x"), -1);
+}
+
+static void test_options_of_another_verb(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--runtime", "sh"), -1);
+    assert_non_null(strstr(err, "'exec' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--id", "j", "-c", "x"), -1);
+    assert_non_null(strstr(err, "'token introspect' only"));
+}
+
+static void test_too_many_scopes(void **state)
+{
+    (void)state;
+    char *argv[2 + 2 * (CLI_MAX_SCOPES + 1) + 2 + 1];
+    int n = 0;
+    argv[n++] = "airlock";
+    argv[n++] = "exec";
+    for (int i = 0; i <= CLI_MAX_SCOPES; i++) {
+        argv[n++] = "--scope";
+        argv[n++] = "s";
+    }
+    argv[n++] = "-c";
+    argv[n++] = "x";
+    argv[n] = NULL;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(cli_parse(n, argv, NULL, NULL, &a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "too many --scope"));
+    /* exactly the maximum is fine */
+    argv[2 * CLI_MAX_SCOPES + 2] = "-c";
+    argv[2 * CLI_MAX_SCOPES + 3] = "x";
+    assert_int_equal(cli_parse(2 * CLI_MAX_SCOPES + 4, argv, NULL, NULL, &a, err, sizeof err), 0);
+    assert_int_equal(a.nscopes, CLI_MAX_SCOPES);
+}
+
+static void test_introspect(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect", "aaa.bbb.ccc"), 0);
+    assert_int_equal(a.verb, CLI_VERB_INTROSPECT);
+    assert_int_equal(a.source, CLI_SRC_INLINE);
+    assert_string_equal(a.input, "aaa.bbb.ccc");
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect", "--id", "j123"), 0);
+    assert_int_equal(a.source, CLI_SRC_ID);
+    assert_string_equal(a.input, "j123");
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--credd", "unix:/c", "token", "inspect", "-"), 0);
+    assert_int_equal(a.source, CLI_SRC_STDIN);
+    assert_string_equal(a.credd, "unix:/c");
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect"), -1);
+    assert_non_null(strstr(err, "missing token"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect", "t", "--id", "j"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect", "t", "u"), -1);
+}
+
+static void test_help_version_health(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--help"), 0);
+    assert_int_equal(a.verb, CLI_VERB_HELP);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-h"), 0);
+    assert_int_equal(a.verb, CLI_VERB_HELP);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "help"), 0);
+    assert_int_equal(a.verb, CLI_VERB_HELP);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--version"), 0);
+    assert_int_equal(a.verb, CLI_VERB_VERSION);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "health"), 0);
+    assert_int_equal(a.verb, CLI_VERB_HEALTH);
+    assert_non_null(strstr(cli_usage, "token introspect"));
+}
+
+/* Writes n bytes of 'x' to a temp file; returns its malloc'd path. */
+static char *temp_file(size_t n)
+{
+    char *path = strdup("/tmp/airlock-test-cli-XXXXXX");
+    assert_non_null(path);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char block[65536];
+    memset(block, 'x', sizeof block);
+    while (n > 0) {
+        size_t k = n < sizeof block ? n : sizeof block;
+        assert_int_equal(write(fd, block, k), (ssize_t)k);
+        n -= k;
+    }
+    assert_int_equal(close(fd), 0);
+    return path;
+}
+
+static void test_read_path_bounds(void **state)
+{
+    (void)state;
+    char err[256];
+    char *buf = NULL;
+    size_t len = 0;
+
+    char *ok = temp_file(CLI_MAX_CODE_BYTES);
+    assert_int_equal(cli_read_path(ok, CLI_MAX_CODE_BYTES, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(len, CLI_MAX_CODE_BYTES);
+    assert_int_equal(buf[len], '\0');
+    free(buf);
+    unlink(ok);
+    free(ok);
+
+    char *big = temp_file(CLI_MAX_CODE_BYTES + 1);
+    assert_int_equal(cli_read_path(big, CLI_MAX_CODE_BYTES, &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "larger than"));
+    /* the same bound holds for a stream whose size is not known up front */
+    int fd = open(big, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(cli_read_fd(fd, CLI_MAX_CODE_BYTES, "pipe", &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "larger than"));
+    close(fd);
+    unlink(big);
+    free(big);
+
+    char *empty = temp_file(0);
+    assert_int_equal(cli_read_path(empty, 10, &buf, &len, err, sizeof err), 0);
+    assert_int_equal(len, 0);
+    free(buf);
+    unlink(empty);
+    free(empty);
+
+    assert_int_equal(cli_read_path("/nonexistent/airlock", 10, &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "No such file"));
+    assert_int_equal(cli_read_path("/tmp", 10, &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "directory"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exec_inline_defaults),
+        cmocka_unit_test(test_exec_all_options),
+        cmocka_unit_test(test_global_flags_before_and_after_verb),
+        cmocka_unit_test(test_env_defaults_and_flag_override),
+        cmocka_unit_test(test_code_sources),
+        cmocka_unit_test(test_missing_code),
+        cmocka_unit_test(test_bad_numbers),
+        cmocka_unit_test(test_unknown_things),
+        cmocka_unit_test(test_options_of_another_verb),
+        cmocka_unit_test(test_too_many_scopes),
+        cmocka_unit_test(test_introspect),
+        cmocka_unit_test(test_help_version_health),
+        cmocka_unit_test(test_read_path_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

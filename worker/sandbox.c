@@ -1,0 +1,469 @@
+/*
+ * sandbox.c - orchestration: validates the task, prepares everything the
+ * child needs (environment, seccomp program, pipes) in the parent, clones
+ * the child into new user/pid/mount/net/ipc/uts/cgroup namespaces, writes
+ * its id maps, and hands over to the supervisor.
+ *
+ * The child is the sandbox's pid 1 (a tiny init of ours): it waits for the
+ * maps, sets up hostname, loopback and the root filesystem, writes the code,
+ * drops every privilege, forks the task, reaps everything and reports the
+ * task's wait status over the status pipe. When it exits, the kernel kills
+ * whatever is left in its pid namespace. The task applies rlimits, marks all
+ * other fds close-on-exec, attaches seccomp and execs the runtime.
+ *
+ * Parent <-> child protocol: sync pipe (parent writes one byte once the maps
+ * are in place; EOF means abort), status pipe (fixed-size sbx_record: ERROR
+ * for any setup failure, STATUS with the task's wait status).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox_internal.h"
+
+#define CLONE_FLAGS                                                                          \
+    (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |              \
+     CLONE_NEWUTS | CLONE_NEWCGROUP)
+#define MAX_ENV 1024
+
+/* The fixed base environment; task entries with the same key replace these. */
+static const char *const base_env[] = {
+    "PATH=/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp", "USER=sandbox",
+    "LOGNAME=sandbox", "PYTHONDONTWRITEBYTECODE=1",
+};
+#define N_BASE_ENV (sizeof base_env / sizeof base_env[0])
+
+/* Everything the child uses: prepared before clone, read-only after. */
+struct plan {
+    const struct sbx_runtime *rt;
+    const struct sandbox_task *task;
+    struct sandbox_limits lim;
+    char **envp;
+    struct sock_fprog prog;
+    int sync_r, status_w, in_r, out_w, err_w;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+uint64_t sbx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int sbx_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+size_t sbx_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size > 0) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}
+
+int sbx_fail(struct sbx_err *e, const char *what, int err)
+{
+    sbx_strlcpy(e->what, what, sizeof e->what);
+    e->err = err;
+    return -1;
+}
+
+int sbx_fail2(struct sbx_err *e, const char *what, const char *detail, int err)
+{
+    size_t n = sbx_strlcpy(e->what, what, sizeof e->what);
+    if (n + 2 < sizeof e->what) {
+        memcpy(e->what + n, ": ", 2);
+        sbx_strlcpy(e->what + n + 2, detail, sizeof e->what - n - 2);
+    }
+    e->err = err;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ child */
+
+static void send_record(int fd, uint32_t type, int32_t value, const char *text)
+{
+    struct sbx_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = type;
+    rec.value = value;
+    sbx_strlcpy(rec.text, text, sizeof rec.text);
+    (void)sbx_write_all(fd, &rec, sizeof rec); /* < PIPE_BUF: atomic */
+}
+
+static _Noreturn void child_fail(int status_w, const struct sbx_err *e)
+{
+    send_record(status_w, SBX_REC_ERROR, e->err, e->what);
+    _exit(127);
+}
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL); /* fails harmlessly for KILL/STOP/RT-internal */
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Closes every fd but those in keep[] (n small), without allocating. */
+static int close_all_except(const int *keep, int n)
+{
+    int sorted[8];
+    for (int i = 0; i < n; i++) { /* insertion sort */
+        int v = keep[i], j = i;
+        for (; j > 0 && sorted[j - 1] > v; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = v;
+    }
+    unsigned int from = 0;
+    for (int i = 0; i < n; i++) {
+        if ((unsigned int)sorted[i] > from && close_range(from, (unsigned int)sorted[i] - 1, 0) != 0)
+            return -1;
+        from = (unsigned int)sorted[i] + 1;
+    }
+    return close_range(from, ~0u, 0);
+}
+
+/* Moves *fd to >= 3 so that 0-2 are free for the task's pipes. */
+static int lift_fd(int *fd)
+{
+    if (*fd > 2)
+        return 0;
+    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (n < 0)
+        return -1;
+    *fd = n; /* the low copy is closed by close_all_except */
+    return 0;
+}
+
+static _Noreturn void task_main(const struct plan *p)
+{
+    struct sbx_err e = {0, ""};
+    if (setsid() < 0)
+        child_fail(p->status_w, (sbx_fail(&e, "setsid", errno), &e));
+    if (dup2(p->in_r, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0)
+        child_fail(p->status_w, (sbx_fail(&e, "dup2 stdio", errno), &e));
+    if (sbx_rlimits_apply(&p->lim, &e) != 0)
+        child_fail(p->status_w, &e);
+    /* Everything but 0-2 goes at execve; the status pipe stays usable until then. */
+    if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+        child_fail(p->status_w, (sbx_fail(&e, "close_range", errno), &e));
+    if (sbx_seccomp_load(&p->prog, &e) != 0)
+        child_fail(p->status_w, &e);
+    execve(p->rt->path, (char *const *)p->rt->argv, p->envp);
+    sbx_fail2(&e, "execve", p->rt->path, errno);
+    child_fail(p->status_w, &e);
+}
+
+/* The sandbox's pid 1. */
+static _Noreturn void init_main(struct plan *p)
+{
+    struct sbx_err e = {0, ""};
+    reset_signals();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        _exit(126);
+    int *mine[] = {&p->sync_r, &p->status_w, &p->in_r, &p->out_w, &p->err_w};
+    int keep[5];
+    for (int i = 0; i < 5; i++) {
+        if (lift_fd(mine[i]) != 0)
+            _exit(126);
+        keep[i] = *mine[i];
+    }
+    if (close_all_except(keep, 5) != 0)
+        _exit(126);
+
+    /* Wait for the parent to write our id maps; EOF means it gave up. */
+    char go;
+    ssize_t n;
+    do
+        n = read(p->sync_r, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(126);
+    close(p->sync_r);
+
+    if (sbx_userns_become_root(&e) != 0)
+        child_fail(p->status_w, &e);
+    if (sethostname(SBX_HOSTNAME, sizeof SBX_HOSTNAME - 1) != 0)
+        child_fail(p->status_w, (sbx_fail(&e, "sethostname", errno), &e));
+    if (sbx_net_setup(&e) != 0 || sbx_mounts_setup(p->rt, &e) != 0 ||
+        sbx_mounts_write_code(p->rt, p->task->code, p->task->code_len, &e) != 0)
+        child_fail(p->status_w, &e);
+    /* Setup is done: init and task keep no privilege at all. */
+    if (sbx_caps_drop_all(&e) != 0)
+        child_fail(p->status_w, &e);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        child_fail(p->status_w, (sbx_fail(&e, "PR_SET_DUMPABLE", errno), &e));
+
+    pid_t task = fork();
+    if (task < 0)
+        child_fail(p->status_w, (sbx_fail(&e, "fork task", errno), &e));
+    if (task == 0)
+        task_main(p);
+    close(p->in_r);
+    close(p->out_w);
+    close(p->err_w);
+    /* init runs under the same filter from here on. */
+    if (sbx_seccomp_load(&p->prog, &e) != 0) {
+        kill(task, SIGKILL);
+        child_fail(p->status_w, &e);
+    }
+
+    /* Reap everything; when the task itself ends, report and exit: the
+     * kernel then kills what is left of the namespace. */
+    for (;;) {
+        int st;
+        pid_t w = waitpid(-1, &st, __WALL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(125); /* ECHILD before the task was seen: cannot happen */
+        }
+        if (w == task) {
+            send_record(p->status_w, SBX_REC_STATUS, st, "");
+            _exit(0);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- parent */
+
+static int fail(struct sandbox_result *r, const char *fmt, const char *arg)
+{
+    r->reason = SANDBOX_REASON_SANDBOX_ERROR;
+    snprintf(r->message, sizeof r->message, fmt, arg);
+    return -1;
+}
+
+/* Base environment plus the task's entries (which win on equal keys). */
+static char **build_env(const char *const *extra, struct sandbox_result *r)
+{
+    size_t n_extra = 0;
+    for (; extra && extra[n_extra]; n_extra++) {
+        const char *eq = strchr(extra[n_extra], '=');
+        if (n_extra >= MAX_ENV || !eq || eq == extra[n_extra]) {
+            fail(r, "invalid environment entry (want KEY=VALUE): %.64s", extra[n_extra]);
+            return NULL;
+        }
+    }
+    char **envp = calloc(N_BASE_ENV + n_extra + 1, sizeof *envp);
+    if (!envp) {
+        fail(r, "%s", "out of memory");
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < N_BASE_ENV; i++) {
+        size_t klen = (size_t)(strchr(base_env[i], '=') - base_env[i]) + 1;
+        bool overridden = false;
+        for (size_t j = 0; j < n_extra && !overridden; j++)
+            overridden = strncmp(extra[j], base_env[i], klen) == 0;
+        if (!overridden)
+            envp[k++] = (char *)base_env[i];
+    }
+    for (size_t j = 0; j < n_extra; j++)
+        envp[k++] = (char *)extra[j];
+    envp[k] = NULL;
+    return envp;
+}
+
+static void close_if(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, void *ctx,
+                struct sandbox_result *result)
+{
+    if (!result)
+        return -1;
+    memset(result, 0, sizeof *result);
+    result->exit_code = -1;
+    result->seccomp_syscall = -1;
+    if (!task)
+        return fail(result, "%s", "no task");
+    if ((!task->code && task->code_len) || (!task->stdin_data && task->stdin_len))
+        return fail(result, "%s", "task code or stdin is NULL");
+
+    struct plan p;
+    memset(&p, 0, sizeof p);
+    p.task = task;
+    p.rt = sbx_runtime_find(task->runtime);
+    if (!p.rt)
+        return fail(result, "unknown runtime '%.64s'", task->runtime ? task->runtime : "(null)");
+    if (access(p.rt->path, X_OK) != 0)
+        return fail(result, "runtime interpreter %s is not executable", p.rt->path);
+    if (task->code_len > (size_t)SBX_WORK_MB << 20)
+        return fail(result, "%s", "code is larger than the sandbox's /work");
+    p.lim = task->limits;
+    if (!p.lim.timeout_ms)
+        p.lim.timeout_ms = SBX_DEFAULT_TIMEOUT_MS;
+    if (!p.lim.memory_bytes)
+        p.lim.memory_bytes = SBX_DEFAULT_MEMORY;
+    if (!p.lim.max_pids)
+        p.lim.max_pids = SBX_DEFAULT_PIDS;
+    if (!p.lim.output_bytes)
+        p.lim.output_bytes = SBX_DEFAULT_OUTPUT;
+
+    int rc = -1;
+    int sync_w = -1, status_r = -1, in_w = -1, out_r = -1, err_r = -1;
+    p.sync_r = p.status_w = p.in_r = p.out_w = p.err_w = -1;
+    sigset_t pipe_set, old_mask, pending;
+    bool mask_set = false, pipe_was_pending = false;
+
+    p.envp = build_env(task->env, result);
+    if (!p.envp)
+        return -1;
+    if (sbx_seccomp_build(&p.prog, result->message, sizeof result->message) != 0) {
+        result->reason = SANDBOX_REASON_SANDBOX_ERROR;
+        goto out;
+    }
+
+    int fds[5][2];
+    int made = 0;
+    for (; made < 5; made++)
+        if (pipe2(fds[made], O_CLOEXEC) != 0)
+            break;
+    if (made < 5) {
+        fail(result, "pipe2: %s", strerror(errno));
+        for (int i = 0; i < made; i++) {
+            close(fds[i][0]);
+            close(fds[i][1]);
+        }
+        goto out;
+    }
+    p.sync_r = fds[0][0], sync_w = fds[0][1];
+    status_r = fds[1][0], p.status_w = fds[1][1];
+    p.in_r = fds[2][0], in_w = fds[2][1];
+    out_r = fds[3][0], p.out_w = fds[3][1];
+    err_r = fds[4][0], p.err_w = fds[4][1];
+
+    /* A task closing its stdin early must not kill us with SIGPIPE. */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    pipe_was_pending = sigismember(&pending, SIGPIPE);
+    if (sigprocmask(SIG_BLOCK, &pipe_set, &old_mask) != 0) {
+        fail(result, "sigprocmask: %s", strerror(errno));
+        goto out;
+    }
+    mask_set = true;
+
+    uint64_t start = sbx_now_ms();
+    /* fork-like clone: no new stack, the child returns here with 0. */
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_FLAGS | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid < 0) {
+        fail(result, "clone: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        init_main(&p);
+
+    close_if(&p.sync_r);
+    close_if(&p.status_w);
+    close_if(&p.in_r);
+    close_if(&p.out_w);
+    close_if(&p.err_w);
+
+    char msg[200];
+    if (sbx_userns_write_maps(pid, msg, sizeof msg) != 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        fail(result, "user namespace maps: %s", msg);
+        goto out;
+    }
+    if (sbx_write_all(sync_w, "1", 1) != 0) {
+        /* The child died already; the supervisor reports what it said. */
+    }
+    close_if(&sync_w);
+
+    int fl_ok = 1;
+    int *nb[] = {&status_r, &in_w, &out_r, &err_r};
+    for (int i = 0; i < 4; i++) {
+        int fl = fcntl(*nb[i], F_GETFL);
+        fl_ok &= fl >= 0 && fcntl(*nb[i], F_SETFL, fl | O_NONBLOCK) == 0;
+    }
+    if (!fl_ok) {
+        kill(pid, SIGKILL); /* the supervisor below reaps it */
+    }
+
+    struct sbx_supervise sup = {
+        .init_pid = pid,
+        .stdin_fd = in_w,
+        .stdout_fd = out_r,
+        .stderr_fd = err_r,
+        .status_fd = status_r,
+        .stdin_data = task->stdin_data,
+        .stdin_len = task->stdin_len,
+        .limits = &p.lim,
+        .start_ms = start,
+        .on_output = on_output,
+        .ctx = ctx,
+    };
+    in_w = out_r = err_r = status_r = -1; /* owned by the supervisor now */
+    rc = sbx_supervise(&sup, result);
+    if (!fl_ok && rc == 0) {
+        fail(result, "%s", "fcntl O_NONBLOCK failed");
+        rc = -1;
+    }
+
+out:
+    close_if(&p.sync_r);
+    close_if(&p.status_w);
+    close_if(&p.in_r);
+    close_if(&p.out_w);
+    close_if(&p.err_w);
+    close_if(&sync_w);
+    close_if(&status_r);
+    close_if(&in_w);
+    close_if(&out_r);
+    close_if(&err_r);
+    if (mask_set) {
+        sigpending(&pending);
+        if (!pipe_was_pending && sigismember(&pending, SIGPIPE)) {
+            struct timespec zero = {0, 0};
+            (void)sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    }
+    sbx_seccomp_free(&p.prog);
+    free(p.envp);
+    if (rc != 0)
+        result->reason = SANDBOX_REASON_SANDBOX_ERROR;
+    return rc;
+}

@@ -1,0 +1,112 @@
+/*
+ * sandbox_internal.h - what the sandbox's subsystems share.
+ *
+ * sandbox.c prepares a struct sbx_plan in the parent (all allocation happens
+ * there), clones, and the child runs only from the plan: no malloc after
+ * clone. Child-side functions return 0 or -1 and fill a struct sbx_err that
+ * the child sends to the supervisor over the status pipe.
+ */
+#ifndef AIRLOCK_SANDBOX_INTERNAL_H
+#define AIRLOCK_SANDBOX_INTERNAL_H
+
+#include <linux/filter.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox.h"
+
+/* Defaults applied when a limit is 0. */
+#define SBX_DEFAULT_TIMEOUT_MS 10000u
+#define SBX_DEFAULT_MEMORY (512ull << 20)
+#define SBX_DEFAULT_PIDS 64u
+#define SBX_DEFAULT_OUTPUT (1ull << 20)
+
+/* Sizes in MiB of the sandbox's writable tmpfs mounts (their pages are not
+ * covered by RLIMIT_AS, so they are capped here). */
+#define SBX_WORK_MB 32
+#define SBX_TMP_MB 32
+#define SBX_SHM_MB 8
+#define SBX_STR_(x) #x
+#define SBX_STR(x) SBX_STR_(x)
+#define SBX_NOFILE 256u
+
+/* Host ids the sandbox's uid/gid 0 map to. Never 0. */
+#define SBX_HOST_UID 65534u
+#define SBX_HOST_GID 65534u
+#define SBX_HOSTNAME "airlock"
+
+/* ---- runtime.c ---- */
+struct sbx_runtime {
+    const char *name;
+    const char *path;         /* absolute path, same inside and outside */
+    const char *argv[8];      /* NULL-terminated, the script path last */
+    const char *script;       /* where the code is written inside */
+};
+const struct sbx_runtime *sbx_runtime_find(const char *name);
+
+/* ---- child error reporting ---- */
+struct sbx_err {
+    int err;        /* errno, 0 when none */
+    char what[160]; /* what failed */
+};
+/* Records "what" (+ errno) and returns -1. Async-signal-safe. */
+int sbx_fail(struct sbx_err *e, const char *what, int err);
+/* Same, with a detail string appended after ": ". */
+int sbx_fail2(struct sbx_err *e, const char *what, const char *detail, int err);
+
+/* ---- status pipe records: sandbox (init or pre-exec task) -> supervisor ---- */
+enum { SBX_REC_ERROR = 0x45525221, SBX_REC_STATUS = 0x53544121 };
+struct sbx_record {
+    uint32_t type;
+    int32_t value;  /* errno for ERROR, wait status for STATUS */
+    char text[160]; /* NUL-terminated */
+};
+
+/* ---- seccomp.c ---- */
+/* Builds the allowlist once, in the parent. 0 or -1 with msg filled. */
+int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen);
+void sbx_seccomp_free(struct sock_fprog *prog);
+/* Child: attaches the prepared program (needs no_new_privs or CAP_SYS_ADMIN). */
+int sbx_seccomp_load(const struct sock_fprog *prog, struct sbx_err *e);
+
+/* ---- userns.c ---- */
+int sbx_userns_write_maps(pid_t child, char *msg, size_t msglen); /* parent */
+int sbx_userns_become_root(struct sbx_err *e);                     /* child */
+
+/* ---- mounts.c ---- */
+int sbx_mounts_setup(const struct sbx_runtime *rt, struct sbx_err *e);
+int sbx_mounts_write_code(const struct sbx_runtime *rt, const uint8_t *code, size_t len,
+                          struct sbx_err *e);
+
+/* ---- net.c ---- */
+int sbx_net_setup(struct sbx_err *e);
+
+/* ---- caps.c ---- */
+int sbx_caps_drop_all(struct sbx_err *e);
+
+/* ---- rlimits.c ---- */
+int sbx_rlimits_apply(const struct sandbox_limits *lim, struct sbx_err *e);
+
+/* ---- supervise.c ---- */
+struct sbx_supervise {
+    pid_t init_pid;
+    int stdin_fd, stdout_fd, stderr_fd, status_fd; /* parent ends, closed by supervise */
+    const uint8_t *stdin_data;
+    size_t stdin_len;
+    const struct sandbox_limits *limits;
+    uint64_t start_ms; /* CLOCK_MONOTONIC */
+    sandbox_output_fn on_output;
+    void *ctx;
+};
+/* Runs the task to its end and reaps the sandbox init. Returns 0 when a
+ * result was produced, -1 on a setup error reported by the sandbox. */
+int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r);
+
+/* ---- small helpers (sandbox.c) ---- */
+uint64_t sbx_now_ms(void);
+/* Writes all of buf to fd, retrying on EINTR/short writes. */
+int sbx_write_all(int fd, const void *buf, size_t len);
+size_t sbx_strlcpy(char *dst, const char *src, size_t size);
+
+#endif
