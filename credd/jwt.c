@@ -69,12 +69,24 @@ out:
 /* ---- verification ---- */
 
 /* Decodes one unpadded base64url part strictly: every character consumed,
- * nothing ignored, canonical trailing bits (libsodium checks those). */
+ * nothing ignored, canonical trailing bits (libsodium checks those).
+ * The alphabet is checked first because libsodium 1.0.18's decoder reads
+ * every byte >= 0x80 as '_' (sign extension), which would make the signature
+ * part malleable. */
+static int b64url_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
 static int unb64(const char *s, size_t len, uint8_t *out, size_t cap, size_t *outlen)
 {
     const char *end = NULL;
     if (len == 0)
         return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!b64url_char((unsigned char)s[i]))
+            return -1;
     if (sodium_base642bin(out, cap, s, len, NULL, outlen, &end, B64) != 0)
         return -1;
     return end == s + len ? 0 : -1;

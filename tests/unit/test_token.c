@@ -503,7 +503,7 @@ static void test_verify_rejects_encoding(void **state)
     /* Signature spelled with '+' '/' or padded: same bytes to a lax decoder. */
     char *h, *p, *s;
     split(VEC_TOKEN, &h, &p, &s);
-    assert_non_null(strpbrk(s, "-_")); /* the vector's signature has both */
+    assert_non_null(strchr(s, '_')); /* the vector's signature has one */
     char *s2 = strdup(s);
     assert_non_null(s2);
     subst(s2, '-', '+');
@@ -514,6 +514,13 @@ static void test_verify_rejects_encoding(void **state)
     s2 = malloc(slen + 3);
     assert_non_null(s2);
     snprintf(s2, slen + 3, "%s==", s);
+    reject_free(&k, VEC_KID, cat3(h, p, s2));
+
+    /* A byte >= 0x80 where the signature has '_': libsodium 1.0.18 decodes
+     * it as '_', so only the alphabet check stands between us and a second
+     * spelling of the same signature. */
+    snprintf(s2, slen + 3, "%s", s);
+    *strchr(s2, '_') = (char)0xdf;
     reject_free(&k, VEC_KID, cat3(h, p, s2));
 
     /* Non-canonical last character: 64 bytes leave 4 unused bits in the
