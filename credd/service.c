@@ -118,12 +118,15 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     for (size_t i = 0; i < req->n_scopes; i++)
         scope_len += strlen(req->scopes[i]) + 1;
     if (scope_len && (scope = malloc(scope_len)) != NULL) {
-        scope[0] = '\0';
+        /* RFC 8693 "scope": space-separated; each item was checked space-free. */
+        char *end = scope;
         for (size_t i = 0; i < req->n_scopes; i++) {
-            if (i)
-                strcat(scope, " ");
-            strcat(scope, req->scopes[i]);
+            size_t n = strlen(req->scopes[i]);
+            memcpy(end, req->scopes[i], n);
+            end += n;
+            *end++ = ' ';
         }
+        end[-1] = '\0';
     }
     for (size_t i = 0; aud && i < req->n_audience; i++)
         json_array_append_new(aud, json_string(req->audience[i]));
