@@ -12,11 +12,13 @@
  * other fds close-on-exec, attaches seccomp and execs the runtime.
  *
  * Parent <-> child protocol: sync pipe (parent writes one byte once the maps
- * are in place; EOF means abort), status pipe (fixed-size sbx_record: ERROR
+ * are in place; EOF means abort; the parent holds it open until the end so
+ * that the child can tell it is alive), status pipe (fixed-size sbx_record: ERROR
  * for any setup failure, STATUS with the task's wait status).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -192,7 +194,8 @@ static _Noreturn void init_main(struct plan *p)
 {
     struct sbx_err e = {0, ""};
     reset_signals();
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+    /* Out of the caller's session and process group (terminal signals). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || setsid() < 0)
         _exit(126);
     int *mine[] = {&p->sync_r, &p->status_w, &p->in_r, &p->out_w, &p->err_w};
     int keep[5];
@@ -212,10 +215,15 @@ static _Noreturn void init_main(struct plan *p)
     while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(126);
-    close(p->sync_r);
-
     if (sbx_userns_become_root(&e) != 0)
         child_fail(p->status_w, &e);
+    /* Changing uid cleared the parent-death signal: set it again, then make
+     * sure the parent did not die in between (it holds the sync pipe's write
+     * end until the end: hang-up means it is gone). */
+    struct pollfd pfd = {p->sync_r, POLLIN, 0};
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || poll(&pfd, 1, 0) != 0)
+        _exit(126);
+    close(p->sync_r);
     if (sethostname(SBX_HOSTNAME, sizeof SBX_HOSTNAME - 1) != 0)
         child_fail(p->status_w, (sbx_fail(&e, "sethostname", errno), &e));
     if (sbx_net_setup(&e) != 0 || sbx_mounts_setup(p->rt, &e) != 0 ||
@@ -407,10 +415,9 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         fail(result, "user namespace maps: %s", msg);
         goto out;
     }
-    if (sbx_write_all(sync_w, "1", 1) != 0) {
-        /* The child died already; the supervisor reports what it said. */
-    }
-    close_if(&sync_w);
+    /* A failed write means the child died already; the supervisor reports
+     * what it said. sync_w stays open: the child's parent-liveness check. */
+    (void)sbx_write_all(sync_w, "1", 1);
 
     int fl_ok = 1;
     int *nb[] = {&status_r, &in_w, &out_r, &err_r};

@@ -119,11 +119,11 @@ static int add_rules(scmp_filter_ctx ctx, char *msg, size_t msglen)
         for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
             ok |= families[i] == fam;
         rc = seccomp_rule_add(ctx, ok ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EAFNOSUPPORT),
-                              SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam));
+                              SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam, 0));
     }
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_GE, 11));
+                              SCMP_A0(SCMP_CMP_GE, 11, 0));
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, AF_UNIX));
