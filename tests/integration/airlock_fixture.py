@@ -197,18 +197,19 @@ class Daemons:
 
     def _wait_healthy(self, name, proc, addr):
         deadline = time.monotonic() + START_TIMEOUT
-        with grpc.insecure_channel(addr) as ch:
-            last = None
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise AssertionError(f"airlock-{name} exited with {proc.returncode} during "
-                                         f"start-up\n{self.logs()}")
+        last = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"airlock-{name} exited with {proc.returncode} during "
+                                     f"start-up\n{self.logs()}")
+            # a fresh channel each time: a failed one waits out grpc's reconnect backoff
+            with grpc.insecure_channel(addr) as ch:
                 try:
                     if health(ch, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.RpcError as e:
                     last = f"{e.code().name}: {e.details()}"
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise AssertionError(f"airlock-{name} not SERVING within {START_TIMEOUT} s "
                              f"(last: {last})\n{self.logs()}")
 
