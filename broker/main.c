@@ -138,14 +138,9 @@ int main(int argc, char **argv)
     struct rpc_server *server = broker.credd ? rpc_server_new(methods, 1, (int)max_tasks) : NULL;
     if (!server) {
         log_error("cannot create server");
-    } else if (rpc_server_listen_unix(server, socket_path) != 0) {
-        log_error("cannot listen on %s: %s", socket_path, strerror(errno));
-    } else if (rpc_server_start(server) != 0 || daemon_stop_on_signal(server) != 0) {
-        log_error("cannot start server");
     } else {
-        log_info("listening on %s, credd %s, worker %s", socket_path, cfg.credd_address, cfg.worker_exe);
-        rpc_server_run(server);
-        status = 0;
+        log_info("credd %s, worker %s", cfg.credd_address, cfg.worker_exe);
+        status = daemon_serve(server, socket_path) == 0 ? 0 : 1;
     }
     rpc_server_free(server);
     rpc_channel_free(broker.credd);

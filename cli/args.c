@@ -6,6 +6,7 @@
  * tokens.
  */
 #include "args.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,19 +87,6 @@ static const struct opt_def opts[] = {
     {"--id", OPT_ID, OPT_INTROSPECT, true},
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Finds the option for arg ("--x", "--x=v", "-c"); *inline_value is set for
  * the "=" form. NULL if arg is not a known option. */
 static const struct opt_def *find_opt(const char *arg, const char **inline_value)
@@ -119,14 +107,14 @@ static const struct opt_def *find_opt(const char *arg, const char **inline_value
 int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
 {
     if (!s || !*s)
-        return fail(err, errlen, "--timeout-ms: empty value");
+        return err_set(err, errlen, "--timeout-ms: empty value");
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
-            return fail(err, errlen, "--timeout-ms: '%s' is not a non-negative whole number", s);
+            return err_set(err, errlen, "--timeout-ms: '%s' is not a non-negative whole number", s);
         v = v * 10 + (uint64_t)(*p - '0');
         if (v > CLI_MAX_TIMEOUT_MS)
-            return fail(err, errlen, "--timeout-ms: '%s' is out of range (at most %u)", s,
+            return err_set(err, errlen, "--timeout-ms: '%s' is out of range (at most %u)", s,
                         CLI_MAX_TIMEOUT_MS);
     }
     *out = (uint32_t)v;
@@ -138,9 +126,9 @@ int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
 static int check_word(const char *opt, const char *v, char *err, size_t errlen)
 {
     if (!*v)
-        return fail(err, errlen, "%s: empty value", opt);
+        return err_set(err, errlen, "%s: empty value", opt);
     if (strpbrk(v, " \t\r\n"))
-        return fail(err, errlen, "%s: '%s' must not contain whitespace", opt, v);
+        return err_set(err, errlen, "%s: '%s' must not contain whitespace", opt, v);
     return 0;
 }
 
@@ -161,7 +149,7 @@ static int parse_verb(const char *word, enum cli_verb *verb, bool *needs_sub, ch
         *verb = CLI_VERB_INTROSPECT;
         *needs_sub = true;
     } else
-        return fail(err, errlen, "unknown command '%s'", word);
+        return err_set(err, errlen, "unknown command '%s'", word);
     return 0;
 }
 
@@ -190,12 +178,12 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
             const char *value = NULL;
             const struct opt_def *o = find_opt(arg, &value);
             if (!o)
-                return fail(err, errlen, "unknown option '%s'", arg);
+                return err_set(err, errlen, "unknown option '%s'", arg);
             if (!o->has_value && value)
-                return fail(err, errlen, "option '%s' takes no value", o->name);
+                return err_set(err, errlen, "option '%s' takes no value", o->name);
             if (o->has_value && !value) {
                 if (i + 1 >= argc)
-                    return fail(err, errlen, "option '%s' needs a value", o->name);
+                    return err_set(err, errlen, "option '%s' needs a value", o->name);
                 value = argv[++i];
             }
             if (o->scope == OPT_EXEC && !first_exec_opt)
@@ -213,12 +201,12 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
             case OPT_BROKER:
             case OPT_CREDD:
                 if (!*value)
-                    return fail(err, errlen, "option '%s' needs a non-empty address", o->name);
+                    return err_set(err, errlen, "option '%s' needs a non-empty address", o->name);
                 *(o->id == OPT_BROKER ? &out->broker : &out->credd) = value;
                 break;
             case OPT_RUNTIME:
                 if (!*value)
-                    return fail(err, errlen, "--runtime: empty value");
+                    return err_set(err, errlen, "--runtime: empty value");
                 out->runtime = value;
                 break;
             case OPT_TIMEOUT:
@@ -229,7 +217,7 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                 if (check_word(o->name, value, err, errlen) < 0)
                     return -1;
                 if (out->nscopes == CLI_MAX_SCOPES)
-                    return fail(err, errlen, "too many --scope options (at most %d)",
+                    return err_set(err, errlen, "too many --scope options (at most %d)",
                                 CLI_MAX_SCOPES);
                 out->scopes[out->nscopes++] = value;
                 break;
@@ -237,13 +225,13 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                 if (check_word(o->name, value, err, errlen) < 0)
                     return -1;
                 if (out->naudience == CLI_MAX_AUDIENCE)
-                    return fail(err, errlen, "too many --audience options (at most %d)",
+                    return err_set(err, errlen, "too many --audience options (at most %d)",
                                 CLI_MAX_AUDIENCE);
                 out->audience[out->naudience++] = value;
                 break;
             case OPT_STDIN:
                 if (!*value)
-                    return fail(err, errlen, "--stdin: empty file name");
+                    return err_set(err, errlen, "--stdin: empty file name");
                 out->stdin_file = value;
                 break;
             case OPT_REQUEST_ID:
@@ -254,14 +242,14 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                 break;
             case OPT_CODE:
                 if (code)
-                    return fail(err, errlen, "-c given twice");
+                    return err_set(err, errlen, "-c given twice");
                 code = value;
                 break;
             case OPT_ID:
                 if (!*value)
-                    return fail(err, errlen, "--id: empty value");
+                    return err_set(err, errlen, "--id: empty value");
                 if (id)
-                    return fail(err, errlen, "--id given twice");
+                    return err_set(err, errlen, "--id given twice");
                 id = value;
                 break;
             }
@@ -278,29 +266,29 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
         }
         if (needs_sub) {
             if (strcmp(arg, "introspect") != 0 && strcmp(arg, "inspect") != 0)
-                return fail(err, errlen, "unknown command 'token %s' (try 'token introspect')",
+                return err_set(err, errlen, "unknown command 'token %s' (try 'token introspect')",
                             arg);
             needs_sub = false;
             continue;
         }
         if (out->verb == CLI_VERB_KEYS || out->verb == CLI_VERB_HEALTH || positional)
-            return fail(err, errlen, "unexpected argument '%s'", arg);
+            return err_set(err, errlen, "unexpected argument '%s'", arg);
         positional = arg;
     }
 
     if (out->verb == CLI_VERB_NONE)
-        return fail(err, errlen, "missing command (exec, token introspect, keys, health)");
+        return err_set(err, errlen, "missing command (exec, token introspect, keys, health)");
     if (needs_sub)
-        return fail(err, errlen, "missing sub-command: 'token introspect'");
+        return err_set(err, errlen, "missing sub-command: 'token introspect'");
     if (first_exec_opt && out->verb != CLI_VERB_EXEC)
-        return fail(err, errlen, "option '%s' applies to 'exec' only", first_exec_opt);
+        return err_set(err, errlen, "option '%s' applies to 'exec' only", first_exec_opt);
     if (first_introspect_opt && out->verb != CLI_VERB_INTROSPECT)
-        return fail(err, errlen, "option '%s' applies to 'token introspect' only",
+        return err_set(err, errlen, "option '%s' applies to 'token introspect' only",
                     first_introspect_opt);
 
     if (out->verb == CLI_VERB_EXEC) {
         if (code && positional)
-            return fail(err, errlen, "give the code once: -c CODE, a FILE or - (not both)");
+            return err_set(err, errlen, "give the code once: -c CODE, a FILE or - (not both)");
         if (code) {
             out->source = CLI_SRC_INLINE;
             out->input = code;
@@ -308,13 +296,13 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
             out->source = strcmp(positional, "-") == 0 ? CLI_SRC_STDIN : CLI_SRC_FILE;
             out->input = positional;
         } else {
-            return fail(err, errlen, "missing code: give -c CODE, a FILE, or - for stdin");
+            return err_set(err, errlen, "missing code: give -c CODE, a FILE, or - for stdin");
         }
         if (out->source == CLI_SRC_STDIN && out->stdin_file && strcmp(out->stdin_file, "-") == 0)
-            return fail(err, errlen, "code and --stdin cannot both come from standard input");
+            return err_set(err, errlen, "code and --stdin cannot both come from standard input");
     } else if (out->verb == CLI_VERB_INTROSPECT) {
         if (id && positional)
-            return fail(err, errlen, "give a TOKEN, --id JTI or -, not both");
+            return err_set(err, errlen, "give a TOKEN, --id JTI or -, not both");
         if (id) {
             out->source = CLI_SRC_ID;
             out->input = id;
@@ -323,12 +311,12 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                 out->source = CLI_SRC_STDIN;
             } else {
                 if (strlen(positional) > CLI_MAX_TOKEN_BYTES)
-                    return fail(err, errlen, "token is longer than %u bytes", CLI_MAX_TOKEN_BYTES);
+                    return err_set(err, errlen, "token is longer than %u bytes", CLI_MAX_TOKEN_BYTES);
                 out->source = CLI_SRC_INLINE;
             }
             out->input = positional;
         } else {
-            return fail(err, errlen, "missing token: give TOKEN, --id JTI, or - for stdin");
+            return err_set(err, errlen, "missing token: give TOKEN, --id JTI, or - for stdin");
         }
     }
     return 0;
@@ -340,18 +328,18 @@ int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, c
     size_t cap = max < 65536 ? max + 1 : 65536, n = 0;
     char *b = malloc(cap + 1);
     if (!b)
-        return fail(err, errlen, "%s: out of memory", what);
+        return err_set(err, errlen, "%s: out of memory", what);
     for (;;) {
         if (n == cap) {
             if (cap > max) {
                 free(b);
-                return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+                return err_set(err, errlen, "%s is larger than %zu bytes", what, max);
             }
             size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
             char *nb = realloc(b, ncap + 1);
             if (!nb) {
                 free(b);
-                return fail(err, errlen, "%s: out of memory", what);
+                return err_set(err, errlen, "%s: out of memory", what);
             }
             b = nb;
             cap = ncap;
@@ -362,7 +350,7 @@ int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, c
                 continue;
             int e = errno;
             free(b);
-            return fail(err, errlen, "%s: %s", what, strerror(e));
+            return err_set(err, errlen, "%s: %s", what, strerror(e));
         }
         if (r == 0)
             break;
@@ -370,7 +358,7 @@ int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, c
     }
     if (n > max) {
         free(b);
-        return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+        return err_set(err, errlen, "%s is larger than %zu bytes", what, max);
     }
     b[n] = '\0';
     *buf = b;
@@ -387,20 +375,20 @@ int cli_read_path(const char *path, size_t max, char **buf, size_t *len, char *e
     snprintf(what, sizeof what, "'%s'", path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", what, strerror(errno));
+        return err_set(err, errlen, "%s: %s", what, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, "%s: %s", what, strerror(e));
+        return err_set(err, errlen, "%s: %s", what, strerror(e));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s is a directory", what);
+        return err_set(err, errlen, "%s is a directory", what);
     }
     if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
         close(fd);
-        return fail(err, errlen, "%s is larger than %zu bytes", what, max);
+        return err_set(err, errlen, "%s is larger than %zu bytes", what, max);
     }
     int rc = cli_read_fd(fd, max, what, buf, len, err, errlen);
     close(fd);

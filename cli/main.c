@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "rpc.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,23 +39,6 @@ static const char *const METHOD_KEYS = "/airlock.v1.Credentials/Keys";
 static const char *const METHOD_HEALTH = "/grpc.health.v1.Health/Check";
 
 /* ------------------------------------------------------------ output */
-
-/* Writes all of buf, unbuffered. 0, or -1 with errno set. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* Prints json (stealing the reference) as one line, or indented, on stdout.
  * 0, or -1 (out of memory or write error, errno set). */

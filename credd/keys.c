@@ -14,6 +14,7 @@
  * than silently replaced (fail closed: an operator decides).
  */
 #include "token.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,20 +25,6 @@
 #include <unistd.h>
 
 #define KEY_FILE "signing.key"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* kid = b64url(SHA-256({"crv":"Ed25519","kty":"OKP","x":"<b64url pk>"})), RFC 7638. */
 static void compute_kid(struct signing_key *key)
@@ -85,20 +72,6 @@ static int read_exact(int fd, uint8_t *buf, size_t len)
     return n == 0 ? 0 : -1;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Opens and checks an existing key file. Returns 0 and the seed, 1 if the
  * file does not exist, -1 with err set otherwise. */
 static int load_seed(int dfd, const char *path, uint8_t seed[crypto_sign_SEEDBYTES], char *err,
@@ -110,26 +83,26 @@ static int load_seed(int dfd, const char *path, uint8_t seed[crypto_sign_SEEDBYT
         if (errno == ENOENT)
             return 1;
         if (errno == ELOOP)
-            return fail(err, errlen, "%s: is a symlink; refusing to use it", path);
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+            return err_set(err, errlen, "%s: is a symlink; refusing to use it", path);
+        return err_set(err, errlen, "%s: %s", path, strerror(errno));
     }
     struct stat st;
     int rc = -1;
     if (fstat(fd, &st) != 0)
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        fail(err, errlen, "%s: not a regular file", path);
+        err_set(err, errlen, "%s: not a regular file", path);
     else if (st.st_uid != geteuid())
-        fail(err, errlen, "%s: owned by uid %u, not by uid %u", path, (unsigned)st.st_uid,
+        err_set(err, errlen, "%s: owned by uid %u, not by uid %u", path, (unsigned)st.st_uid,
              (unsigned)geteuid());
     else if (st.st_mode & (S_IRWXG | S_IRWXO))
-        fail(err, errlen, "%s: mode %04o gives group/others access; must be 0600", path,
+        err_set(err, errlen, "%s: mode %04o gives group/others access; must be 0600", path,
              (unsigned)(st.st_mode & 07777));
     else if (st.st_size != crypto_sign_SEEDBYTES)
-        fail(err, errlen, "%s: %lld bytes, expected a %d-byte Ed25519 seed", path,
+        err_set(err, errlen, "%s: %lld bytes, expected a %d-byte Ed25519 seed", path,
              (long long)st.st_size, crypto_sign_SEEDBYTES);
     else if (read_exact(fd, seed, crypto_sign_SEEDBYTES) != 0)
-        fail(err, errlen, "%s: short or failed read", path);
+        err_set(err, errlen, "%s: short or failed read", path);
     else
         rc = 0;
     close(fd);
@@ -144,7 +117,7 @@ static int create_seed(int dfd, const char *path, uint8_t seed[crypto_sign_SEEDB
     if (fd < 0) {
         if (errno == EEXIST)
             return 1;
-        return fail(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return err_set(err, errlen, "%s: cannot create: %s", path, strerror(errno));
     }
     randombytes_buf(seed, crypto_sign_SEEDBYTES);
     /* fchmod: the umask may have removed the owner's read bit. */
@@ -153,15 +126,15 @@ static int create_seed(int dfd, const char *path, uint8_t seed[crypto_sign_SEEDB
         int e = errno;
         close(fd);
         unlinkat(dfd, KEY_FILE, 0);
-        return fail(err, errlen, "%s: cannot write: %s", path, strerror(e));
+        return err_set(err, errlen, "%s: cannot write: %s", path, strerror(e));
     }
     if (close(fd) != 0) {
         int e = errno;
         unlinkat(dfd, KEY_FILE, 0);
-        return fail(err, errlen, "%s: cannot write: %s", path, strerror(e));
+        return err_set(err, errlen, "%s: cannot write: %s", path, strerror(e));
     }
     if (fsync(dfd) != 0)
-        return fail(err, errlen, "%s: cannot sync directory: %s", path, strerror(errno));
+        return err_set(err, errlen, "%s: cannot sync directory: %s", path, strerror(errno));
     return 0;
 }
 
@@ -172,24 +145,24 @@ int signing_key_load_or_create(const char *state_dir, struct signing_key *key, c
     uint8_t seed[crypto_sign_SEEDBYTES];
 
     if (sodium_init() < 0)
-        return fail(err, errlen, "libsodium initialisation failed");
+        return err_set(err, errlen, "libsodium initialisation failed");
     if (snprintf(path, sizeof path, "%s/%s", state_dir, KEY_FILE) >= (int)sizeof path)
-        return fail(err, errlen, "state directory path too long");
+        return err_set(err, errlen, "state directory path too long");
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
-        return fail(err, errlen, "%s: cannot create: %s", state_dir, strerror(errno));
+        return err_set(err, errlen, "%s: cannot create: %s", state_dir, strerror(errno));
 
     int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return fail(err, errlen, "%s: %s", state_dir, strerror(errno));
+        return err_set(err, errlen, "%s: %s", state_dir, strerror(errno));
     struct stat st;
     if (fstat(dfd, &st) != 0) {
-        fail(err, errlen, "%s: %s", state_dir, strerror(errno));
+        err_set(err, errlen, "%s: %s", state_dir, strerror(errno));
         close(dfd);
         return -1;
     }
     /* Whoever can write the directory can swap the key file. */
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        fail(err, errlen, "%s: writable by group/others (mode %04o)", state_dir,
+        err_set(err, errlen, "%s: writable by group/others (mode %04o)", state_dir,
              (unsigned)(st.st_mode & 07777));
         close(dfd);
         return -1;
@@ -200,7 +173,7 @@ int signing_key_load_or_create(const char *state_dir, struct signing_key *key, c
     if (rc == 1 && (rc = create_seed(dfd, path, seed, err, errlen)) == 1)
         rc = load_seed(dfd, path, seed, err, errlen);
     if (rc == 1)
-        rc = fail(err, errlen, "%s: vanished while being created", path);
+        rc = err_set(err, errlen, "%s: vanished while being created", path);
     close(dfd);
     if (rc == 0)
         signing_key_from_seed(seed, key);

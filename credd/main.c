@@ -168,15 +168,11 @@ int main(int argc, char **argv)
     bool sweeping = false;
     if (!server) {
         log_error("cannot create server");
-    } else if (rpc_server_listen_unix(server, socket_path) != 0) {
-        log_error("cannot listen on %s: %s", socket_path, strerror(errno));
-    } else if (rpc_server_start(server) != 0 || daemon_stop_on_signal(server) != 0) {
-        log_error("cannot start server");
+    } else if (!(sweeping = pthread_create(&sw.thread, NULL, sweep_main, &sw) == 0)) {
+        log_error("cannot start the token sweeper");
     } else {
-        sweeping = pthread_create(&sw.thread, NULL, sweep_main, &sw) == 0;
-        log_info("listening on %s, key %s, broker %s", socket_path, key.kid, config.broker_exe);
-        rpc_server_run(server);
-        status = 0;
+        log_info("key %s, broker %s", key.kid, config.broker_exe);
+        status = daemon_serve(server, socket_path) == 0 ? 0 : 1;
     }
     if (sweeping) {
         pthread_mutex_lock(&sw.lock);

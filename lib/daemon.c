@@ -56,6 +56,21 @@ int daemon_stop_on_signal(struct rpc_server *s)
     return pthread_detach(t) == 0 ? 0 : -1;
 }
 
+int daemon_serve(struct rpc_server *s, const char *socket_path)
+{
+    if (rpc_server_listen_unix(s, socket_path) != 0) {
+        log_error("cannot listen on %s: %s", socket_path, strerror(errno));
+        return -1;
+    }
+    if (rpc_server_start(s) != 0 || daemon_stop_on_signal(s) != 0) {
+        log_error("cannot start the server");
+        return -1;
+    }
+    log_info("listening on %s", socket_path);
+    rpc_server_run(s);
+    return 0;
+}
+
 int daemon_sibling_path(const char *name, char *out, size_t outlen)
 {
     char self[4096];

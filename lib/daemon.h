@@ -18,6 +18,10 @@ int daemon_block_signals(void);
 /* Starts a thread that waits for SIGTERM or SIGINT and stops s. */
 int daemon_stop_on_signal(struct rpc_server *s);
 
+/* Listens on socket_path, starts s, stops it on SIGTERM/SIGINT and serves
+ * until then. 0 after a clean stop, -1 (logged) if it could not start. */
+int daemon_serve(struct rpc_server *s, const char *socket_path);
+
 /* Absolute path of NAME in the directory of the running executable. */
 int daemon_sibling_path(const char *name, char *out, size_t outlen);
 

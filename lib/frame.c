@@ -12,13 +12,11 @@
 
 #include "util.h"
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
+/* write_all, but a dead peer is an error to report rather than a SIGPIPE. */
+static int send_all(int fd, const uint8_t *buf, size_t len)
 {
     while (len > 0) {
-        /* MSG_NOSIGNAL: a dead peer is an error to report, not a SIGPIPE. */
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(fd, buf, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -45,7 +43,7 @@ int frame_write(int fd, const ProtobufCMessage *msg)
     buf[2] = (uint8_t)(len >> 8);
     buf[3] = (uint8_t)len;
     protobuf_c_message_pack(msg, buf + 4);
-    int rc = write_all(fd, buf, 4 + len);
+    int rc = send_all(fd, buf, 4 + len);
     free(buf);
     return rc;
 }

@@ -1,13 +1,16 @@
 /*
- * util.c - clocks, random ids, hex digests and logging over libsodium/libc.
+ * util.c - clocks, random ids, hex digests, whole writes, error messages and
+ * logging over libsodium/libc. No gRPC: the sandbox and the token core link it.
  */
 #include "util.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set once at start-up, before any thread exists. */
 static const char *log_program = "airlock";
@@ -36,6 +39,33 @@ void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN])
     unsigned char digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(digest, data, len);
     sodium_bin2hex(out, SHA256_HEX_LEN, digest, sizeof digest);
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int err_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }
 
 void log_set_program(const char *name)

@@ -20,6 +20,14 @@ void random_id(char out[RANDOM_ID_LEN]);
 #define SHA256_HEX_LEN 65
 void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN]);
 
+/* Writes all of buf, retrying on EINTR and short writes. 0, or -1 with
+ * errno. Async-signal-safe: the sandbox's child uses it after clone. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Formats an error message into err (when err and errlen are non-zero) and
+ * returns -1, for `return err_set(err, errlen, "...")`. */
+int err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* One line to stderr: "<time> <program> <level>: message". */
 void log_set_program(const char *name);
 void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -77,7 +77,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return sbx_fail2(e, "create", path, errno);
-    int rc = sbx_write_all(fd, data, len);
+    int rc = write_all(fd, data, len);
     int err = errno;
     if (close(fd) != 0 && rc == 0) {
         rc = -1;

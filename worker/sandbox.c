@@ -64,22 +64,6 @@ uint64_t sbx_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int sbx_write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 size_t sbx_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);
@@ -118,7 +102,7 @@ static void send_record(int fd, uint32_t type, int32_t value, const char *text)
     rec.type = type;
     rec.value = value;
     sbx_strlcpy(rec.text, text, sizeof rec.text);
-    (void)sbx_write_all(fd, &rec, sizeof rec); /* < PIPE_BUF: atomic */
+    (void)write_all(fd, &rec, sizeof rec); /* < PIPE_BUF: atomic */
 }
 
 static _Noreturn void child_fail(int status_w, const struct sbx_err *e)
@@ -417,7 +401,7 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
     }
     /* A failed write means the child died already; the supervisor reports
      * what it said. sync_w stays open: the child's parent-liveness check. */
-    (void)sbx_write_all(sync_w, "1", 1);
+    (void)write_all(sync_w, "1", 1);
 
     int fl_ok = 1;
     int *nb[] = {&status_r, &in_w, &out_r, &err_r};

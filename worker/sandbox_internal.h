@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "sandbox.h"
+#include "util.h"
 
 /* Defaults applied when a limit is 0. */
 #define SBX_DEFAULT_TIMEOUT_MS 10000u
@@ -105,8 +106,7 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r);
 
 /* ---- small helpers (sandbox.c) ---- */
 uint64_t sbx_now_ms(void);
-/* Writes all of buf to fd, retrying on EINTR/short writes. */
-int sbx_write_all(int fd, const void *buf, size_t len);
+
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 
 #endif
