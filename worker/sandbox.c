@@ -173,11 +173,35 @@ static _Noreturn void task_main(const struct plan *p)
     child_fail(p->status_w, &e);
 }
 
+/* The init is a clone of the caller: its argv (the worker's host path) and
+ * name would show in the sandbox's /proc/1. Blank the argument area the
+ * kernel reads /proc/PID/cmdline from, and rename the process. */
+static void hide_host_argv(void)
+{
+    static const char name[] = "airlock-init";
+    size_t len = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[256];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            len += (size_t)n;
+        close(fd);
+    }
+    /* glibc's program_invocation_name is argv[0], the start of that area. */
+    if (len > sizeof name) {
+        memset(program_invocation_name, 0, len);
+        memcpy(program_invocation_name, name, sizeof name);
+    }
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 /* The sandbox's pid 1. */
 static _Noreturn void init_main(struct plan *p)
 {
     struct sbx_err e = {0, ""};
     reset_signals();
+    hide_host_argv();
     /* Out of the caller's session and process group (terminal signals). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || setsid() < 0)
         _exit(126);
