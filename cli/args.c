@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +114,7 @@ int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
         v = v * 10 + (uint64_t)(*p - '0');
         if (v > CLI_MAX_TIMEOUT_MS)
             return err_set(err, errlen, "--timeout-ms: '%s' is out of range (at most %u)", s,
-                        CLI_MAX_TIMEOUT_MS);
+                           CLI_MAX_TIMEOUT_MS);
     }
     *out = (uint32_t)v;
     return 0;
@@ -218,7 +217,7 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                     return -1;
                 if (out->nscopes == CLI_MAX_SCOPES)
                     return err_set(err, errlen, "too many --scope options (at most %d)",
-                                CLI_MAX_SCOPES);
+                                   CLI_MAX_SCOPES);
                 out->scopes[out->nscopes++] = value;
                 break;
             case OPT_AUDIENCE:
@@ -226,7 +225,7 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                     return -1;
                 if (out->naudience == CLI_MAX_AUDIENCE)
                     return err_set(err, errlen, "too many --audience options (at most %d)",
-                                CLI_MAX_AUDIENCE);
+                                   CLI_MAX_AUDIENCE);
                 out->audience[out->naudience++] = value;
                 break;
             case OPT_STDIN:
@@ -267,7 +266,7 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
         if (needs_sub) {
             if (strcmp(arg, "introspect") != 0 && strcmp(arg, "inspect") != 0)
                 return err_set(err, errlen, "unknown command 'token %s' (try 'token introspect')",
-                            arg);
+                               arg);
             needs_sub = false;
             continue;
         }
@@ -284,7 +283,7 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
         return err_set(err, errlen, "option '%s' applies to 'exec' only", first_exec_opt);
     if (first_introspect_opt && out->verb != CLI_VERB_INTROSPECT)
         return err_set(err, errlen, "option '%s' applies to 'token introspect' only",
-                    first_introspect_opt);
+                       first_introspect_opt);
 
     if (out->verb == CLI_VERB_EXEC) {
         if (code && positional)

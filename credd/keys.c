@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,13 +93,13 @@ static int load_seed(int dfd, const char *path, uint8_t seed[crypto_sign_SEEDBYT
         err_set(err, errlen, "%s: not a regular file", path);
     else if (st.st_uid != geteuid())
         err_set(err, errlen, "%s: owned by uid %u, not by uid %u", path, (unsigned)st.st_uid,
-             (unsigned)geteuid());
+                (unsigned)geteuid());
     else if (st.st_mode & (S_IRWXG | S_IRWXO))
         err_set(err, errlen, "%s: mode %04o gives group/others access; must be 0600", path,
-             (unsigned)(st.st_mode & 07777));
+                (unsigned)(st.st_mode & 07777));
     else if (st.st_size != crypto_sign_SEEDBYTES)
         err_set(err, errlen, "%s: %lld bytes, expected a %d-byte Ed25519 seed", path,
-             (long long)st.st_size, crypto_sign_SEEDBYTES);
+                (long long)st.st_size, crypto_sign_SEEDBYTES);
     else if (read_exact(fd, seed, crypto_sign_SEEDBYTES) != 0)
         err_set(err, errlen, "%s: short or failed read", path);
     else
@@ -163,7 +162,7 @@ int signing_key_load_or_create(const char *state_dir, struct signing_key *key, c
     /* Whoever can write the directory can swap the key file. */
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
         err_set(err, errlen, "%s: writable by group/others (mode %04o)", state_dir,
-             (unsigned)(st.st_mode & 07777));
+                (unsigned)(st.st_mode & 07777));
         close(dfd);
         return -1;
     }

@@ -168,9 +168,10 @@ int main(int argc, char **argv)
     bool sweeping = false;
     if (!server) {
         log_error("cannot create server");
-    } else if (!(sweeping = pthread_create(&sw.thread, NULL, sweep_main, &sw) == 0)) {
+    } else if (pthread_create(&sw.thread, NULL, sweep_main, &sw) != 0) {
         log_error("cannot start the token sweeper");
     } else {
+        sweeping = true;
         log_info("key %s, broker %s", key.kid, config.broker_exe);
         status = daemon_serve(server, socket_path) == 0 ? 0 : 1;
     }

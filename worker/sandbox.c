@@ -57,13 +57,6 @@ struct plan {
 
 /* ---------------------------------------------------------------- helpers */
 
-uint64_t sbx_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 size_t sbx_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);
@@ -399,7 +392,7 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
     }
     mask_set = true;
 
-    uint64_t start = sbx_now_ms();
+    int64_t start = monotonic_ms();
     /* fork-like clone: no new stack, the child returns here with 0. */
     pid_t pid = (pid_t)syscall(SYS_clone, CLONE_FLAGS | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid < 0) {

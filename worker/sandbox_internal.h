@@ -96,7 +96,7 @@ struct sbx_supervise {
     const uint8_t *stdin_data;
     size_t stdin_len;
     const struct sandbox_limits *limits;
-    uint64_t start_ms; /* CLOCK_MONOTONIC */
+    int64_t start_ms; /* monotonic_ms() */
     sandbox_output_fn on_output;
     void *ctx;
 };
@@ -105,8 +105,6 @@ struct sbx_supervise {
 int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r);
 
 /* ---- small helpers (sandbox.c) ---- */
-uint64_t sbx_now_ms(void);
-
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 
 #endif

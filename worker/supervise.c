@@ -33,7 +33,7 @@ struct sup_state {
     uint64_t out_total;
     bool killed, relay_stopped;
     enum sandbox_reason kill_reason;
-    uint64_t killed_at;
+    int64_t killed_at;
     /* status pipe */
     struct sbx_record rec;
     size_t rec_fill;
@@ -55,7 +55,7 @@ static void kill_tree(struct sup_state *st, enum sandbox_reason why)
     if (!st->killed) {
         st->killed = true;
         st->kill_reason = why;
-        st->killed_at = sbx_now_ms();
+        st->killed_at = monotonic_ms();
     }
     kill(st->s->init_pid, SIGKILL); /* our unreaped child: the pid cannot be reused */
 }
@@ -137,17 +137,17 @@ static void write_stdin(struct sup_state *st)
 
 static void loop(struct sup_state *st)
 {
-    uint64_t deadline = st->s->start_ms + st->s->limits->timeout_ms;
+    int64_t deadline = st->s->start_ms + st->s->limits->timeout_ms;
     while (st->fd[FD_OUT] >= 0 || st->fd[FD_ERR] >= 0 || st->fd[FD_STATUS] >= 0) {
-        uint64_t now = sbx_now_ms();
-        uint64_t until = st->killed ? st->killed_at + KILL_GRACE_MS : deadline;
+        int64_t now = monotonic_ms();
+        int64_t until = st->killed ? st->killed_at + KILL_GRACE_MS : deadline;
         if (now >= until) {
             if (st->killed)
                 break; /* give up on EOF; wait4 below still reaps everything */
             kill_tree(st, SANDBOX_REASON_TIMEOUT);
             continue;
         }
-        uint64_t left = until - now;
+        int64_t left = until - now;
         int timeout = left > INT_MAX ? INT_MAX : (int)left;
 
         struct pollfd pfd[FD_N];
@@ -218,7 +218,7 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     do
         p = wait4(s->init_pid, &wstatus, 0, &ru);
     while (p < 0 && errno == EINTR);
-    r->wall_ms = sbx_now_ms() - s->start_ms;
+    r->wall_ms = (uint64_t)(monotonic_ms() - s->start_ms);
     if (p == s->init_pid) {
         r->cpu_ms = (uint64_t)ru.ru_utime.tv_sec * 1000 + (uint64_t)ru.ru_utime.tv_usec / 1000 +
                     (uint64_t)ru.ru_stime.tv_sec * 1000 + (uint64_t)ru.ru_stime.tv_usec / 1000;
