@@ -35,6 +35,10 @@
 #define MAX_WORD_LEN 256
 #define CREDD_TIMEOUT_MS 5000
 #define WORKER_GRACE_MS 10000 /* beyond the task timeout, before the worker is killed */
+/* Below these no runtime starts; a request asking less is refused. */
+#define MIN_MEMORY_BYTES (16u << 20)
+#define MIN_DISK_BYTES (64u << 10)
+#define MIN_OPEN_FILES 16u
 
 /* One task in flight. */
 struct task {
@@ -48,8 +52,7 @@ struct task {
     int sock; /* our end of the worker's socketpair */
 };
 
-static grpc_status_code validate(struct rpc_call *call, const struct broker_config *cfg,
-                                 const Airlock__V1__ExecuteRequest *req)
+static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req)
 {
     if (!sandbox_runtime_known(req->runtime))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -60,9 +63,6 @@ static grpc_status_code validate(struct rpc_call *call, const struct broker_conf
     if (req->stdin.len > MAX_STDIN_BYTES)
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "stdin is %zu bytes; the limit is %u",
                              req->stdin.len, MAX_STDIN_BYTES);
-    if (req->timeout_ms > cfg->max_timeout_ms)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "timeout_ms %u exceeds the limit %u",
-                             req->timeout_ms, cfg->max_timeout_ms);
     if (req->n_scopes > MAX_LIST_ITEMS || req->n_audience > MAX_LIST_ITEMS)
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "at most %d scopes and %d audiences",
                              MAX_LIST_ITEMS, MAX_LIST_ITEMS);
@@ -79,6 +79,62 @@ static grpc_status_code validate(struct rpc_call *call, const struct broker_conf
     if (req->client_request_id[0] && !is_plain_word(req->client_request_id, 128))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                              "client_request_id must be 1-128 printable characters without spaces");
+    return GRPC_STATUS_OK;
+}
+
+/* One requested limit: 0 takes the default, more than the cap is refused. */
+static grpc_status_code pick(struct rpc_call *call, const char *name, uint64_t asked,
+                             uint64_t dflt, uint64_t cap, uint64_t *out)
+{
+    if (asked > cap)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "limits.%s %llu exceeds the broker's limit %llu", name,
+                             (unsigned long long)asked, (unsigned long long)cap);
+    *out = asked ? asked : dflt;
+    return GRPC_STATUS_OK;
+}
+
+/* The task's effective limits from the request and the broker's caps. */
+static grpc_status_code effective_limits(struct rpc_call *call, const struct broker_config *cfg,
+                                         const Airlock__V1__ExecuteRequest *req,
+                                         Airlock__V1__Limits *out)
+{
+    static const Airlock__V1__Limits none = AIRLOCK__V1__LIMITS__INIT;
+    const Airlock__V1__Limits *l = req->limits ? req->limits : &none;
+    if (req->timeout_ms && l->timeout_ms && req->timeout_ms != l->timeout_ms)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "timeout_ms %u and limits.timeout_ms %u disagree", req->timeout_ms,
+                             l->timeout_ms);
+    uint64_t timeout = 0, memory = 0, pids = 0, output = 0, cpu = 0, disk = 0, files = 0;
+    grpc_status_code rc;
+    if ((rc = pick(call, "timeout_ms", req->timeout_ms ? req->timeout_ms : l->timeout_ms,
+                   cfg->default_timeout_ms, cfg->max_timeout_ms, &timeout)) ||
+        (rc = pick(call, "memory_bytes", l->memory_bytes, cfg->memory_bytes, cfg->memory_bytes,
+                   &memory)) ||
+        (rc = pick(call, "max_pids", l->max_pids, cfg->max_pids, cfg->max_pids, &pids)) ||
+        (rc = pick(call, "output_bytes", l->output_bytes, cfg->output_bytes, cfg->output_bytes,
+                   &output)) ||
+        (rc = pick(call, "cpu_ms", l->cpu_ms, cfg->cpu_ms, cfg->cpu_ms, &cpu)) ||
+        (rc = pick(call, "disk_bytes", l->disk_bytes, cfg->disk_bytes, cfg->disk_bytes, &disk)) ||
+        (rc = pick(call, "open_files", l->open_files, cfg->open_files, cfg->open_files, &files)))
+        return rc;
+    if (memory < MIN_MEMORY_BYTES || disk < MIN_DISK_BYTES || files < MIN_OPEN_FILES)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "limits too small to start a runtime: memory_bytes >= %u, "
+                             "disk_bytes >= %u, open_files >= %u",
+                             MIN_MEMORY_BYTES, MIN_DISK_BYTES, MIN_OPEN_FILES);
+    if (disk < req->code.len)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "limits.disk_bytes %llu cannot hold the %zu bytes of code",
+                             (unsigned long long)disk, req->code.len);
+    airlock__v1__limits__init(out);
+    out->timeout_ms = (uint32_t)timeout;
+    out->memory_bytes = memory;
+    out->max_pids = (uint32_t)pids;
+    out->output_bytes = output;
+    out->cpu_ms = (uint32_t)cpu;
+    out->disk_bytes = disk;
+    out->open_files = (uint32_t)files;
     return GRPC_STATUS_OK;
 }
 
@@ -279,8 +335,9 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
 }
 
 static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteRequest *req,
-                                 uint32_t timeout_ms)
+                                 Airlock__V1__Limits *limits)
 {
+    uint32_t timeout_ms = limits->timeout_ms;
     const struct broker_config *cfg = t->broker->config;
     if (spawn_worker(t) != 0)
         return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot start a worker: %s",
@@ -292,9 +349,13 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     task.code = req->code;
     task.stdin = req->stdin;
     task.timeout_ms = timeout_ms;
-    task.memory_bytes = cfg->memory_bytes;
-    task.max_pids = cfg->max_pids;
-    task.output_bytes = cfg->output_bytes;
+    task.memory_bytes = limits->memory_bytes;
+    task.max_pids = limits->max_pids;
+    task.output_bytes = limits->output_bytes;
+    task.cpu_ms = limits->cpu_ms;
+    task.disk_bytes = limits->disk_bytes;
+    task.open_files = limits->open_files;
+    task.cgroup_version = cfg->cgroup_version;
     task.token = t->token->token;
     task.token_id = t->token->token_id;
     task.credd_address = (char *)cfg->credd_address;
@@ -302,17 +363,12 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot hand the task to a worker: %s",
                              strerror(errno));
 
-    Airlock__V1__Limits limits = AIRLOCK__V1__LIMITS__INIT;
-    limits.timeout_ms = timeout_ms;
-    limits.memory_bytes = cfg->memory_bytes;
-    limits.max_pids = cfg->max_pids;
-    limits.output_bytes = cfg->output_bytes;
     Airlock__V1__Started started = AIRLOCK__V1__STARTED__INIT;
     started.task_id = t->id;
     started.token_id = t->token->token_id;
     started.token_expires_at = t->token->expires_at;
     started.subject = t->subject;
-    started.limits = &limits;
+    started.limits = limits;
     started.client_request_id = req->client_request_id;
     Airlock__V1__ExecuteEvent ev = AIRLOCK__V1__EXECUTE_EVENT__INIT;
     ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_STARTED;
@@ -334,6 +390,9 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.stdout_sha256 = u->stdout_sha256;
         fin.stderr_sha256 = u->stderr_sha256;
         fin.seccomp_syscall = u->seccomp_syscall;
+        fin.stdout_bytes = u->stdout_bytes;
+        fin.stderr_bytes = u->stderr_bytes;
+        fin.output_truncated = u->output_truncated;
         fin.message = u->message;
         reap_worker(t, 2000);
     } else {
@@ -374,16 +433,18 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
         return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "caller has no workload identity");
     snprintf(t.subject, sizeof t.subject, "spiffe://%s/uid/%u", cfg->trust_domain, (unsigned)peer->uid);
 
-    grpc_status_code rc = validate(call, cfg, req);
+    grpc_status_code rc = validate(call, req);
     if (rc != GRPC_STATUS_OK)
         return rc;
-    uint32_t timeout_ms = req->timeout_ms ? req->timeout_ms : cfg->default_timeout_ms;
+    Airlock__V1__Limits limits;
+    if ((rc = effective_limits(call, cfg, req, &limits)) != GRPC_STATUS_OK)
+        return rc;
     random_id(t.id);
     sha256_hex(req->code.data, req->code.len, t.code_sha256);
 
-    if ((rc = mint(&t, req, timeout_ms)) != GRPC_STATUS_OK)
+    if ((rc = mint(&t, req, limits.timeout_ms)) != GRPC_STATUS_OK)
         return rc;
-    rc = run_task(&t, req, timeout_ms);
+    rc = run_task(&t, req, &limits);
     if (rc != GRPC_STATUS_OK) {
         /* Failed before Finished went out: make sure nothing is left behind. */
         if (t.worker > 0)

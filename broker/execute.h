@@ -16,9 +16,14 @@ struct broker_config {
     char worker_exe[4096];
     uint32_t default_timeout_ms;
     uint32_t max_timeout_ms;
+    /* Each of these is both a task's default and the most it may ask for. */
     uint64_t memory_bytes;
     uint32_t max_pids;
     uint64_t output_bytes;
+    uint32_t cpu_ms;
+    uint64_t disk_bytes;
+    uint32_t open_files;
+    uint32_t cgroup_version; /* in use: 1, 2, or 0 = none (rlimits only) */
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
 };
 

@@ -27,9 +27,13 @@ static const char usage[] =
     "  --max-tasks N          concurrent tasks (default 32)\n"
     "  --default-timeout-ms N task timeout when the request names none (default 10000)\n"
     "  --max-timeout-ms N     largest timeout a request may ask (default 300000)\n"
-    "  --memory-mb N          memory limit per task (default 512)\n"
-    "  --max-pids N           processes + threads per task (default 64)\n"
-    "  --output-bytes N       stdout + stderr per task (default 8388608)\n";
+    "Per-task limits: the default, and the most a request may ask for:\n"
+    "  --memory-mb N          memory of the task's whole tree (default 512)\n"
+    "  --max-pids N           processes + threads (default 64)\n"
+    "  --output-bytes N       stdout + stderr (default 8388608)\n"
+    "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
+    "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
+    "  --open-files N         open files per process (default 256)\n";
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -53,6 +57,9 @@ int main(int argc, char **argv)
         .memory_bytes = 512ull << 20,
         .max_pids = 64,
         .output_bytes = 8u << 20,
+        .cpu_ms = 60000,
+        .disk_bytes = 32u << 20,
+        .open_files = 256,
         .token_skew_s = 30,
     };
     uint64_t max_tasks = 32, v;
@@ -68,6 +75,9 @@ int main(int argc, char **argv)
         {"memory-mb", required_argument, NULL, 'm'},
         {"max-pids", required_argument, NULL, 'p'},
         {"output-bytes", required_argument, NULL, 'o'},
+        {"cpu-ms", required_argument, NULL, 'C'},
+        {"disk-mb", required_argument, NULL, 'D'},
+        {"open-files", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -86,6 +96,9 @@ int main(int argc, char **argv)
         case 'm': bad = parse_u64(optarg, 16, 1 << 20, &v); cfg.memory_bytes = v << 20; break;
         case 'p': bad = parse_u64(optarg, 1, 65536, &v); cfg.max_pids = (uint32_t)v; break;
         case 'o': bad = parse_u64(optarg, 1, 1ull << 34, &cfg.output_bytes); break;
+        case 'C': bad = parse_u64(optarg, 100, 86400000, &v); cfg.cpu_ms = (uint32_t)v; break;
+        case 'D': bad = parse_u64(optarg, 1, 1 << 20, &v); cfg.disk_bytes = v << 20; break;
+        case 'F': bad = parse_u64(optarg, 16, 1 << 20, &v); cfg.open_files = (uint32_t)v; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 64;
         }

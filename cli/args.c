@@ -21,9 +21,12 @@ const char cli_usage[] =
     "\n"
     "Commands:\n"
     "  exec [--runtime R] [--timeout-ms N] [--scope S]... [--audience A]...\n"
-    "       [--stdin FILE] [--request-id ID] [--json] (-c CODE | FILE | -)\n"
+    "       [--stdin FILE] [--request-id ID] [--json] [LIMITS] (-c CODE | FILE | -)\n"
     "      Run code in a single-use sandbox with a per-task token; stream its\n"
     "      output; exit with its exit status. Runtime defaults to python3.\n"
+    "      LIMITS (default: the broker's, which are also the most one may ask):\n"
+    "      --memory-mb N --cpu-ms N --max-pids N --disk-mb N --open-files N\n"
+    "      --output-bytes N\n"
     "  token introspect (TOKEN | --id JTI | -)\n"
     "      Ask credd about a token; print it as JSON; exit 0 if active, 1 if not.\n"
     "  keys\n"
@@ -38,7 +41,8 @@ const char cli_usage[] =
     "  -V, --version   print the version\n"
     "\n"
     "Exit codes of exec: the task's own status; 128+N killed by signal N;\n"
-    "124 timeout; 120 output limit; 121 memory limit; 122 forbidden system call;\n"
+    "124 timeout; 119 CPU limit; 118 disk limit; 120 output limit; 121 memory\n"
+    "limit; 122 forbidden system call;\n"
     "123 sandbox error; 64 usage; 66 unreadable input; 69 RPC failed;\n"
     "70 internal error; 74 cannot write output; 76 no Finished event.\n";
 
@@ -59,6 +63,12 @@ enum opt_id {
     OPT_JSON,
     OPT_CODE,
     OPT_ID,
+    OPT_MEMORY_MB,
+    OPT_CPU_MS,
+    OPT_MAX_PIDS,
+    OPT_DISK_MB,
+    OPT_OPEN_FILES,
+    OPT_OUTPUT_BYTES,
 };
 
 struct opt_def {
@@ -84,6 +94,12 @@ static const struct opt_def opts[] = {
     {"--json", OPT_JSON, OPT_EXEC, false},
     {"-c", OPT_CODE, OPT_EXEC, true},
     {"--id", OPT_ID, OPT_INTROSPECT, true},
+    {"--memory-mb", OPT_MEMORY_MB, OPT_EXEC, true},
+    {"--cpu-ms", OPT_CPU_MS, OPT_EXEC, true},
+    {"--max-pids", OPT_MAX_PIDS, OPT_EXEC, true},
+    {"--disk-mb", OPT_DISK_MB, OPT_EXEC, true},
+    {"--open-files", OPT_OPEN_FILES, OPT_EXEC, true},
+    {"--output-bytes", OPT_OUTPUT_BYTES, OPT_EXEC, true},
 };
 
 /* Finds the option for arg ("--x", "--x=v", "-c"); *inline_value is set for
@@ -103,20 +119,53 @@ static const struct opt_def *find_opt(const char *arg, const char **inline_value
     return NULL;
 }
 
-int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
+/* A decimal whole number in [0, max] for option opt. */
+static int parse_number(const char *opt, const char *s, uint64_t max, uint64_t *out, char *err,
+                        size_t errlen)
 {
     if (!s || !*s)
-        return err_set(err, errlen, "--timeout-ms: empty value");
+        return err_set(err, errlen, "%s: empty value", opt);
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
-            return err_set(err, errlen, "--timeout-ms: '%s' is not a non-negative whole number", s);
+            return err_set(err, errlen, "%s: '%s' is not a non-negative whole number", opt, s);
         v = v * 10 + (uint64_t)(*p - '0');
-        if (v > CLI_MAX_TIMEOUT_MS)
-            return err_set(err, errlen, "--timeout-ms: '%s' is out of range (at most %u)", s,
-                           CLI_MAX_TIMEOUT_MS);
+        if (v > max)
+            return err_set(err, errlen, "%s: '%s' is out of range (at most %llu)", opt, s,
+                           (unsigned long long)max);
     }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+    uint64_t v;
+    if (parse_number("--timeout-ms", s, CLI_MAX_TIMEOUT_MS, &v, err, errlen) < 0)
+        return -1;
     *out = (uint32_t)v;
+    return 0;
+}
+
+/* The limit options: each sets one field of out. */
+static int parse_limit(enum opt_id id, const char *opt, const char *s, struct cli_args *out,
+                       char *err, size_t errlen)
+{
+    uint64_t v;
+    uint64_t max = id == OPT_MEMORY_MB || id == OPT_DISK_MB ? (1u << 20)  /* 1 TiB */
+                   : id == OPT_OUTPUT_BYTES                 ? (1ull << 40)
+                                                            : UINT32_MAX;
+    if (parse_number(opt, s, max, &v, err, errlen) < 0)
+        return -1;
+    switch (id) {
+    case OPT_MEMORY_MB: out->memory_bytes = v << 20; break;
+    case OPT_DISK_MB: out->disk_bytes = v << 20; break;
+    case OPT_OUTPUT_BYTES: out->output_bytes = v; break;
+    case OPT_CPU_MS: out->cpu_ms = (uint32_t)v; break;
+    case OPT_MAX_PIDS: out->max_pids = (uint32_t)v; break;
+    case OPT_OPEN_FILES: out->open_files = (uint32_t)v; break;
+    default: return err_set(err, errlen, "%s: not a limit", opt);
+    }
     return 0;
 }
 
@@ -243,6 +292,15 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                 if (code)
                     return err_set(err, errlen, "-c given twice");
                 code = value;
+                break;
+            case OPT_MEMORY_MB:
+            case OPT_CPU_MS:
+            case OPT_MAX_PIDS:
+            case OPT_DISK_MB:
+            case OPT_OPEN_FILES:
+            case OPT_OUTPUT_BYTES:
+                if (parse_limit(o->id, o->name, value, out, err, errlen) < 0)
+                    return -1;
                 break;
             case OPT_ID:
                 if (!*value)

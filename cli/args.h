@@ -32,6 +32,8 @@ enum cli_exit {
     CLI_EXIT_SOFTWARE = 70,       /* internal error (out of memory, bad reply) */
     CLI_EXIT_IOERR = 74,          /* cannot write our own output */
     CLI_EXIT_PROTOCOL = 76,       /* stream ended without Finished */
+    CLI_EXIT_DISK = 118,          /* Finished.reason DISK */
+    CLI_EXIT_CPU = 119,           /* Finished.reason CPU */
     CLI_EXIT_OUTPUT_LIMIT = 120,  /* Finished.reason OUTPUT_LIMIT */
     CLI_EXIT_MEMORY = 121,        /* Finished.reason MEMORY */
     CLI_EXIT_SECCOMP = 122,       /* Finished.reason SECCOMP */
@@ -69,6 +71,13 @@ struct cli_args {
     /* exec */
     const char *runtime;
     uint32_t timeout_ms; /* 0: the broker's default */
+    /* Requested limits; 0: the broker's default (also its cap). */
+    uint64_t memory_bytes;
+    uint64_t disk_bytes;
+    uint64_t output_bytes;
+    uint32_t cpu_ms;
+    uint32_t max_pids;
+    uint32_t open_files;
     const char *scopes[CLI_MAX_SCOPES];
     size_t nscopes;
     const char *audience[CLI_MAX_AUDIENCE];

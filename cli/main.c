@@ -241,6 +241,10 @@ static int finished_exit_code(const Airlock__V1__Finished *f)
         return CLI_EXIT_SECCOMP;
     case AIRLOCK__V1__FINISHED__REASON__SANDBOX_ERROR:
         return CLI_EXIT_SANDBOX_ERROR;
+    case AIRLOCK__V1__FINISHED__REASON__CPU:
+        return CLI_EXIT_CPU;
+    case AIRLOCK__V1__FINISHED__REASON__DISK:
+        return CLI_EXIT_DISK;
     default:
         return CLI_EXIT_SOFTWARE;
     }
@@ -315,6 +319,14 @@ static int cmd_exec(const struct cli_args *a)
     req.stdin.data = (uint8_t *)stdin_buf;
     req.stdin.len = stdin_len;
     req.timeout_ms = a->timeout_ms;
+    Airlock__V1__Limits limits = AIRLOCK__V1__LIMITS__INIT;
+    limits.memory_bytes = a->memory_bytes;
+    limits.disk_bytes = a->disk_bytes;
+    limits.output_bytes = a->output_bytes;
+    limits.cpu_ms = a->cpu_ms;
+    limits.max_pids = a->max_pids;
+    limits.open_files = a->open_files;
+    req.limits = &limits;
     req.n_scopes = a->nscopes;
     req.scopes = (char **)a->scopes;
     req.n_audience = a->naudience;

@@ -30,6 +30,7 @@
 struct relay {
     int fd;
     crypto_hash_sha256_state hash[2]; /* stdout, stderr */
+    uint64_t bytes[2];
     bool broken;                      /* the broker stopped listening */
 };
 
@@ -37,6 +38,7 @@ static int on_output(void *ctx, int stream, const uint8_t *data, size_t len)
 {
     struct relay *r = ctx;
     crypto_hash_sha256_update(&r->hash[stream == 1 ? 0 : 1], data, len);
+    r->bytes[stream == 1 ? 0 : 1] += len;
     if (r->broken)
         return -1;
     Airlock__Internal__V1__WorkerEvent ev;
@@ -136,7 +138,15 @@ int main(int argc, char **argv)
         .stdin_data = task->stdin.data,
         .stdin_len = task->stdin.len,
         .env = env,
-        .limits = {task->timeout_ms, task->memory_bytes, task->max_pids, task->output_bytes},
+        .limits = {
+            .timeout_ms = task->timeout_ms,
+            .memory_bytes = task->memory_bytes,
+            .max_pids = task->max_pids,
+            .output_bytes = task->output_bytes,
+            .cpu_ms = task->cpu_ms,
+            .disk_bytes = task->disk_bytes,
+            .open_files = task->open_files,
+        },
     };
     struct relay relay = {.fd = fd};
     crypto_hash_sha256_init(&relay.hash[0]);
@@ -161,6 +171,9 @@ int main(int argc, char **argv)
     usage.message = res.message;
     usage.stdout_sha256 = out_hash;
     usage.stderr_sha256 = err_hash;
+    usage.stdout_bytes = relay.bytes[0];
+    usage.stderr_bytes = relay.bytes[1];
+    usage.output_truncated = res.reason == SANDBOX_REASON_OUTPUT_LIMIT;
     usage.token_revoked = revoke_token(task);
 
     Airlock__Internal__V1__WorkerEvent ev;

@@ -4,7 +4,7 @@
  * /usr (and the merged-/usr symlinks or binds for /bin, /sbin, /lib*), a
  * synthetic minimal /etc, a fresh /proc for the new pid namespace (its
  * kernel-tunable parts read-only), a minimal /dev, and size-capped tmpfs
- * /tmp, /dev/shm and /work. pivot_root, detach the host's tree, remount the
+ * /tmp, /dev/shm and /work (disk_bytes each but /dev/shm). pivot_root, detach the host's tree, remount the
  * root read-only. Nothing else of the host (no /home, /root, /var, /run,
  * /etc/shadow, host /tmp) exists inside.
  */
@@ -24,9 +24,10 @@
 
 #define RO_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV)
 
-static const char passwd[] = "sandbox:x:0:0:airlock sandbox:/work:/bin/sh\n"
+static const char passwd[] = "sandbox:x:" SBX_STR(SBX_UID_N) ":" SBX_STR(SBX_GID_N)
+                             ":airlock sandbox:/work:/bin/sh\n"
                              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-static const char group[] = "sandbox:x:0:\nnogroup:x:65534:\n";
+static const char group[] = "sandbox:x:" SBX_STR(SBX_GID_N) ":\nnogroup:x:65534:\n";
 static const char hosts[] = "127.0.0.1\tlocalhost " SBX_HOSTNAME "\n::1\tlocalhost\n";
 static const char nsswitch[] = "passwd: files\ngroup: files\nhosts: files\n";
 
@@ -177,7 +178,25 @@ static int setup_dev(struct sbx_err *e)
     return remount("dev", MS_RDONLY | MS_NOSUID | MS_NOEXEC, e);
 }
 
-int sbx_mounts_setup(const struct sbx_runtime *rt, struct sbx_err *e)
+/* "size=<disk KiB>k,<rest>" without allocating (we run after clone). */
+static void size_opts(char *buf, size_t size, uint64_t bytes, const char *rest)
+{
+    char digits[24];
+    int n = 0;
+    uint64_t kib = (bytes + 1023) / 1024;
+    do
+        digits[n++] = (char)('0' + kib % 10);
+    while ((kib /= 10) && n < (int)sizeof digits);
+    size_t k = sbx_strlcpy(buf, "size=", size);
+    while (n > 0 && k + 1 < size)
+        buf[k++] = digits[--n];
+    buf[k] = '\0';
+    if (k + 1 < size)
+        sbx_strlcpy(buf + k, rest, size - k);
+}
+
+int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *lim,
+                     struct sbx_err *e)
 {
     (void)rt; /* every runtime lives under /usr today */
     /* Nothing we do here may propagate back to the host. */
@@ -195,10 +214,13 @@ int sbx_mounts_setup(const struct sbx_runtime *rt, struct sbx_err *e)
         return -1;
     if (setup_etc(e) || setup_proc(e) || setup_dev(e))
         return -1;
-    if (mkdir_p1("tmp", 01777, e) ||
-        tmpfs("tmp", MS_NOSUID | MS_NODEV, "size=" SBX_STR(SBX_TMP_MB) "m,nr_inodes=4096,mode=1777", e) ||
-        mkdir_p1("work", 0755, e) ||
-        tmpfs("work", MS_NOSUID | MS_NODEV, "size=" SBX_STR(SBX_WORK_MB) "m,nr_inodes=4096,mode=0755", e))
+    /* /tmp and /work: disk_bytes each (their pages count as the task's
+     * memory too, under a memory cgroup). */
+    char tmp_opts[96], work_opts[96];
+    size_opts(tmp_opts, sizeof tmp_opts, lim->disk_bytes, "k,nr_inodes=4096,mode=1777");
+    size_opts(work_opts, sizeof work_opts, lim->disk_bytes, "k,nr_inodes=4096,mode=0755");
+    if (mkdir_p1("tmp", 01777, e) || tmpfs("tmp", MS_NOSUID | MS_NODEV, tmp_opts, e) ||
+        mkdir_p1("work", 0755, e) || tmpfs("work", MS_NOSUID | MS_NODEV, work_opts, e))
         return -1;
 
     /* Swap roots and drop the host's tree entirely (pivot_root(".", ".")

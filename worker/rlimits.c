@@ -1,8 +1,9 @@
 /*
- * rlimits.c - per-process resource limits of the task: address space,
- * processes (counted per user namespace + uid, so they bound this sandbox
- * only), open files, file size, no core dumps, and a CPU-time backstop
- * behind the supervisor's wall-clock deadline.
+ * rlimits.c - the task's limits: their defaults (sbx_limits_resolve), and
+ * the per-process resource limits set before execve: address space (only
+ * without a memory cgroup), processes (counted per user namespace + uid, so
+ * they bound this sandbox only), open files, file size (SIGXFSZ: reason
+ * DISK), no core dumps, and a CPU-time backstop (SIGXCPU: reason CPU).
  */
 #include <errno.h>
 #include <sys/resource.h>
@@ -26,25 +27,49 @@ static int set(int res, rlim_t soft, rlim_t hard, const char *name, struct sbx_e
 /* Valgrind owns the hard fd limit of the processes it runs (the task until
  * execve) and refuses any change to it: there, only the soft limit is set.
  * Test runs only; a normal run sets both or fails. */
-static int set_nofile(struct sbx_err *e)
+static int set_nofile(rlim_t n, struct sbx_err *e)
 {
-    rlim_t hard = SBX_NOFILE;
+    rlim_t hard = n;
     if (RUNNING_ON_VALGRIND) {
         struct rlimit cur;
         if (getrlimit(RLIMIT_NOFILE, &cur) != 0)
             return sbx_fail(e, "getrlimit(RLIMIT_NOFILE)", errno);
         hard = cur.rlim_max;
     }
-    return set(RLIMIT_NOFILE, SBX_NOFILE, hard, "setrlimit(RLIMIT_NOFILE)", e);
+    return set(RLIMIT_NOFILE, n, hard, "setrlimit(RLIMIT_NOFILE)", e);
 }
 
-int sbx_rlimits_apply(const struct sandbox_limits *lim, struct sbx_err *e)
+void sbx_limits_resolve(struct sandbox_limits *lim)
 {
-    rlim_t cpu_s = lim->timeout_ms / 1000 + 1; /* whole seconds, rounded up */
-    if (set(RLIMIT_AS, lim->memory_bytes, lim->memory_bytes, "setrlimit(RLIMIT_AS)", e) ||
+    if (!lim->timeout_ms)
+        lim->timeout_ms = SBX_DEFAULT_TIMEOUT_MS;
+    if (!lim->memory_bytes)
+        lim->memory_bytes = SBX_DEFAULT_MEMORY;
+    if (!lim->max_pids)
+        lim->max_pids = SBX_DEFAULT_PIDS;
+    if (!lim->output_bytes)
+        lim->output_bytes = SBX_DEFAULT_OUTPUT;
+    if (!lim->cpu_ms)
+        lim->cpu_ms = SBX_DEFAULT_CPU_MS;
+    if (!lim->disk_bytes)
+        lim->disk_bytes = SBX_DEFAULT_DISK;
+    if (!lim->open_files)
+        lim->open_files = SBX_DEFAULT_NOFILE;
+}
+
+int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, struct sbx_err *e)
+{
+    /* RLIMIT_CPU counts whole seconds per process: a backstop (SIGXCPU, the
+     * reason CPU) behind the supervisor's tree-wide CPU accounting. */
+    rlim_t cpu_s = lim->cpu_ms / 1000 + 1;
+    /* Under a memory cgroup the OOM killer is the limit (reason MEMORY);
+     * RLIMIT_AS would turn it into allocation failures first. Without one,
+     * the address-space cap is all there is. */
+    rlim_t as = memory_by_cgroup ? RLIM_INFINITY : lim->memory_bytes;
+    if (set(RLIMIT_AS, as, as, "setrlimit(RLIMIT_AS)", e) ||
         set(RLIMIT_NPROC, lim->max_pids, lim->max_pids, "setrlimit(RLIMIT_NPROC)", e) ||
-        set_nofile(e) ||
-        set(RLIMIT_FSIZE, (rlim_t)SBX_WORK_MB << 20, (rlim_t)SBX_WORK_MB << 20, "setrlimit(RLIMIT_FSIZE)", e) ||
+        set_nofile(lim->open_files, e) ||
+        set(RLIMIT_FSIZE, lim->disk_bytes, lim->disk_bytes, "setrlimit(RLIMIT_FSIZE)", e) ||
         set(RLIMIT_CORE, 0, 0, "setrlimit(RLIMIT_CORE)", e) ||
         set(RLIMIT_CPU, cpu_s, cpu_s + 1, "setrlimit(RLIMIT_CPU)", e) ||
         set(RLIMIT_MEMLOCK, 0, 0, "setrlimit(RLIMIT_MEMLOCK)", e) ||

@@ -6,15 +6,23 @@
  *
  * The child is the sandbox's pid 1 (a tiny init of ours): it waits for the
  * maps, sets up hostname, loopback and the root filesystem, writes the code,
- * drops every privilege, forks the task, reaps everything and reports the
- * task's wait status over the status pipe. When it exits, the kernel kills
- * whatever is left in its pid namespace. The task applies rlimits, marks all
- * other fds close-on-exec, attaches seccomp and execs the runtime.
+ * drops every privilege, attaches the seccomp filter with a user-notification
+ * listener (once: a filter chain may hold only one listener) and sends the
+ * listener fd to the supervisor, closes its own copy, forks the task (which
+ * inherits the filter but never the listener), reaps everything and reports
+ * the task's wait status over the status socket. When it exits, the kernel
+ * kills whatever is left in its pid namespace. The task applies rlimits,
+ * marks all other fds close-on-exec and execs the runtime; all it does after
+ * fork (setsid, dup2, prlimit64, close_range, execve) and all the init does
+ * after attaching (sendmsg, close, clone, kill, wait4, write, exit_group) is
+ * on the allowlist.
  *
  * Parent <-> child protocol: sync pipe (parent writes one byte once the maps
  * are in place; EOF means abort; the parent holds it open until the end so
- * that the child can tell it is alive), status pipe (fixed-size sbx_record: ERROR
- * for any setup failure, STATUS with the task's wait status).
+ * that the child can tell it is alive), status socket (SOCK_SEQPACKET, one
+ * fixed-size sbx_record per message: ERROR for any setup failure, LISTENER
+ * carrying the seccomp listener fd as SCM_RIGHTS, STATUS with the task's wait
+ * status). Without the listener in the supervisor's hands the task never runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -104,6 +113,38 @@ static _Noreturn void child_fail(int status_w, const struct sbx_err *e)
     _exit(127);
 }
 
+/* A LISTENER record with the seccomp listener fd attached (SCM_RIGHTS). */
+static int send_listener(int status_w, int listener, struct sbx_err *e)
+{
+    struct sbx_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.type = SBX_REC_LISTENER;
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {&rec, sizeof rec};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &listener, sizeof listener);
+    ssize_t n;
+    do
+        n = sendmsg(status_w, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof rec)
+        return sbx_fail(e, "sending the seccomp listener", n < 0 ? errno : EMSGSIZE);
+    return 0;
+}
+
 static void reset_signals(void)
 {
     struct sigaction sa;
@@ -154,13 +195,12 @@ static _Noreturn void task_main(const struct plan *p)
         child_fail(p->status_w, (sbx_fail(&e, "setsid", errno), &e));
     if (dup2(p->in_r, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0)
         child_fail(p->status_w, (sbx_fail(&e, "dup2 stdio", errno), &e));
-    if (sbx_rlimits_apply(&p->lim, &e) != 0)
+    if (sbx_rlimits_apply(&p->lim, 0, &e) != 0)
         child_fail(p->status_w, &e);
-    /* Everything but 0-2 goes at execve; the status pipe stays usable until then. */
+    /* Everything but 0-2 goes at execve; the status socket stays usable until
+     * then. The seccomp filter is the init's, inherited: no second one here. */
     if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
         child_fail(p->status_w, (sbx_fail(&e, "close_range", errno), &e));
-    if (sbx_seccomp_load(&p->prog, &e) != 0)
-        child_fail(p->status_w, &e);
     execve(p->rt->path, (char *const *)p->rt->argv, p->envp);
     sbx_fail2(&e, "execve", p->rt->path, errno);
     child_fail(p->status_w, &e);
@@ -216,7 +256,7 @@ static _Noreturn void init_main(struct plan *p)
     while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(126);
-    if (sbx_userns_become_root(&e) != 0)
+    if (sbx_userns_switch_ids(&e) != 0)
         child_fail(p->status_w, &e);
     /* Changing uid cleared the parent-death signal: set it again, then make
      * sure the parent did not die in between (it holds the sync pipe's write
@@ -227,7 +267,7 @@ static _Noreturn void init_main(struct plan *p)
     close(p->sync_r);
     if (sethostname(SBX_HOSTNAME, sizeof SBX_HOSTNAME - 1) != 0)
         child_fail(p->status_w, (sbx_fail(&e, "sethostname", errno), &e));
-    if (sbx_net_setup(&e) != 0 || sbx_mounts_setup(p->rt, &e) != 0 ||
+    if (sbx_net_setup(&e) != 0 || sbx_mounts_setup(p->rt, &p->lim, &e) != 0 ||
         sbx_mounts_write_code(p->rt, p->task->code, p->task->code_len, &e) != 0)
         child_fail(p->status_w, &e);
     /* Setup is done: init and task keep no privilege at all. */
@@ -235,6 +275,16 @@ static _Noreturn void init_main(struct plan *p)
         child_fail(p->status_w, &e);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(p->status_w, (sbx_fail(&e, "PR_SET_DUMPABLE", errno), &e));
+
+    /* The filter, once, for init and task alike; the supervisor gets the
+     * listener before the task exists, and no process in here keeps it. */
+    int listener = -1;
+    if (sbx_seccomp_load(&p->prog, &listener, &e) != 0)
+        child_fail(p->status_w, &e);
+    if (send_listener(p->status_w, listener, &e) != 0)
+        child_fail(p->status_w, &e);
+    if (close(listener) != 0)
+        child_fail(p->status_w, (sbx_fail(&e, "close seccomp listener", errno), &e));
 
     pid_t task = fork();
     if (task < 0)
@@ -244,11 +294,6 @@ static _Noreturn void init_main(struct plan *p)
     close(p->in_r);
     close(p->out_w);
     close(p->err_w);
-    /* init runs under the same filter from here on. */
-    if (sbx_seccomp_load(&p->prog, &e) != 0) {
-        kill(task, SIGKILL);
-        child_fail(p->status_w, &e);
-    }
 
     /* Reap everything; when the task itself ends, report and exit: the
      * kernel then kills what is left of the namespace. */
@@ -336,17 +381,10 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         return fail(result, "unknown runtime '%.64s'", task->runtime ? task->runtime : "(null)");
     if (access(p.rt->path, X_OK) != 0)
         return fail(result, "runtime interpreter %s is not executable", p.rt->path);
-    if (task->code_len > (size_t)SBX_WORK_MB << 20)
-        return fail(result, "%s", "code is larger than the sandbox's /work");
     p.lim = task->limits;
-    if (!p.lim.timeout_ms)
-        p.lim.timeout_ms = SBX_DEFAULT_TIMEOUT_MS;
-    if (!p.lim.memory_bytes)
-        p.lim.memory_bytes = SBX_DEFAULT_MEMORY;
-    if (!p.lim.max_pids)
-        p.lim.max_pids = SBX_DEFAULT_PIDS;
-    if (!p.lim.output_bytes)
-        p.lim.output_bytes = SBX_DEFAULT_OUTPUT;
+    sbx_limits_resolve(&p.lim);
+    if (task->code_len > p.lim.disk_bytes)
+        return fail(result, "%s", "code is larger than the sandbox's /work");
 
     int rc = -1;
     int sync_w = -1, status_r = -1, in_w = -1, out_r = -1, err_r = -1;
@@ -357,18 +395,21 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
     p.envp = build_env(task->env, result);
     if (!p.envp)
         return -1;
-    if (sbx_seccomp_build(&p.prog, result->message, sizeof result->message) != 0) {
+    size_t notif_size = 0;
+    if (sbx_seccomp_build(&p.prog, result->message, sizeof result->message) != 0 ||
+        sbx_seccomp_notif_size(&notif_size, result->message, sizeof result->message) != 0) {
         result->reason = SANDBOX_REASON_SANDBOX_ERROR;
         goto out;
     }
 
     int fds[5][2];
     int made = 0;
-    for (; made < 5; made++)
-        if (pipe2(fds[made], O_CLOEXEC) != 0)
+    for (; made < 5; made++) /* [1]: the status socket */
+        if ((made == 1 ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds[made])
+                       : pipe2(fds[made], O_CLOEXEC)) != 0)
             break;
     if (made < 5) {
-        fail(result, "pipe2: %s", strerror(errno));
+        fail(result, "pipe2/socketpair: %s", strerror(errno));
         for (int i = 0; i < made; i++) {
             close(fds[i][0]);
             close(fds[i][1]);
@@ -436,6 +477,7 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         .stdout_fd = out_r,
         .stderr_fd = err_r,
         .status_fd = status_r,
+        .notif_size = notif_size,
         .stdin_data = task->stdin_data,
         .stdin_len = task->stdin_len,
         .limits = &p.lim,

@@ -11,11 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A zero field takes the sandbox's default (SBX_DEFAULT_* in sandbox_internal.h). */
 struct sandbox_limits {
     uint32_t timeout_ms;    /* wall clock; the whole tree is killed at expiry */
-    uint64_t memory_bytes;  /* address-space / memory cap */
+    uint64_t memory_bytes;  /* memory of the whole tree (cgroup), else address space */
     uint32_t max_pids;      /* processes + threads */
     uint64_t output_bytes;  /* stdout + stderr; exceeded => OUTPUT_LIMIT */
+    uint32_t cpu_ms;        /* CPU time; exceeded => CPU */
+    uint64_t disk_bytes;    /* size of /work and of /tmp, largest file; => DISK */
+    uint32_t open_files;    /* RLIMIT_NOFILE */
 };
 
 struct sandbox_task {
@@ -39,6 +43,8 @@ enum sandbox_reason {
     SANDBOX_REASON_MEMORY = 6,
     SANDBOX_REASON_SECCOMP = 7,
     SANDBOX_REASON_SANDBOX_ERROR = 8,
+    SANDBOX_REASON_CPU = 9,
+    SANDBOX_REASON_DISK = 10,
 };
 
 struct sandbox_result {

@@ -4,7 +4,9 @@
  * sandbox.c prepares a struct sbx_plan in the parent (all allocation happens
  * there), clones, and the child runs only from the plan: no malloc after
  * clone. Child-side functions return 0 or -1 and fill a struct sbx_err that
- * the child sends to the supervisor over the status pipe.
+ * the child sends to the supervisor over the status socket (a SOCK_SEQPACKET
+ * pair: one sbx_record per message; also how the seccomp listener fd
+ * reaches the supervisor, as SCM_RIGHTS).
  */
 #ifndef AIRLOCK_SANDBOX_INTERNAL_H
 #define AIRLOCK_SANDBOX_INTERNAL_H
@@ -22,17 +24,20 @@
 #define SBX_DEFAULT_MEMORY (512ull << 20)
 #define SBX_DEFAULT_PIDS 64u
 #define SBX_DEFAULT_OUTPUT (1ull << 20)
+#define SBX_DEFAULT_CPU_MS 60000u
+#define SBX_DEFAULT_DISK (32ull << 20) /* /work, /tmp (each), largest file */
+#define SBX_DEFAULT_NOFILE 256u
 
-/* Sizes in MiB of the sandbox's writable tmpfs mounts (their pages are not
- * covered by RLIMIT_AS, so they are capped here). */
-#define SBX_WORK_MB 32
-#define SBX_TMP_MB 32
+/* Size in MiB of /dev/shm (its pages are not covered by RLIMIT_AS). */
 #define SBX_SHM_MB 8
 #define SBX_STR_(x) #x
 #define SBX_STR(x) SBX_STR_(x)
-#define SBX_NOFILE 256u
 
-/* Host ids the sandbox's uid/gid 0 map to. Never 0. */
+/* The sandbox's only ids, and the host ids they map to (never 0). */
+#define SBX_UID_N 1000 /* bare numbers: also spliced into /etc/passwd */
+#define SBX_GID_N 1000
+#define SBX_UID ((uid_t)SBX_UID_N)
+#define SBX_GID ((gid_t)SBX_GID_N)
 #define SBX_HOST_UID 65534u
 #define SBX_HOST_GID 65534u
 #define SBX_HOSTNAME "airlock"
@@ -56,8 +61,11 @@ int sbx_fail(struct sbx_err *e, const char *what, int err);
 /* Same, with a detail string appended after ": ". */
 int sbx_fail2(struct sbx_err *e, const char *what, const char *detail, int err);
 
-/* ---- status pipe records: sandbox (init or pre-exec task) -> supervisor ---- */
-enum { SBX_REC_ERROR = 0x45525221, SBX_REC_STATUS = 0x53544121 };
+/* ---- status socket records: sandbox (init or pre-exec task) -> supervisor ----
+ * One record per SOCK_SEQPACKET message. The init sends LISTENER (with the
+ * seccomp listener fd as SCM_RIGHTS; value 0) before it forks the task, then
+ * STATUS once the task has ended; ERROR instead for any setup failure. */
+enum { SBX_REC_ERROR = 0x45525221, SBX_REC_STATUS = 0x53544121, SBX_REC_LISTENER = 0x4c534e21 };
 struct sbx_record {
     uint32_t type;
     int32_t value;  /* errno for ERROR, wait status for STATUS */
@@ -65,18 +73,32 @@ struct sbx_record {
 };
 
 /* ---- seccomp.c ---- */
+/* Largest seccomp notification buffer the supervisor accepts (the kernel's
+ * struct seccomp_notif is 80 bytes). */
+#define SBX_NOTIF_MAX 1024
 /* Builds the allowlist once, in the parent. 0 or -1 with msg filled. */
 int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen);
 void sbx_seccomp_free(struct sock_fprog *prog);
-/* Child: attaches the prepared program (needs no_new_privs or CAP_SYS_ADMIN). */
-int sbx_seccomp_load(const struct sock_fprog *prog, struct sbx_err *e);
+/* Parent: the notification buffer size the kernel wants (GET_NOTIF_SIZES). */
+int sbx_seccomp_notif_size(size_t *size, char *msg, size_t msglen);
+/* Child (the init, once, before it forks the task): attaches the prepared
+ * program with a user-notification listener, whose fd (close-on-exec) it
+ * returns in *listener. Needs no_new_privs or CAP_SYS_ADMIN. */
+int sbx_seccomp_load(const struct sock_fprog *prog, int *listener, struct sbx_err *e);
+/* Supervisor: reads one pending notification. Call only after POLLIN (it
+ * blocks when none is pending). 0 with the call's number and audit arch, or
+ * -errno (-ENOENT: the caller was interrupted or died before it was read). */
+int sbx_seccomp_receive(int listener, size_t notif_size, int *nr, uint32_t *arch);
+/* "forbidden system call 101 (ptrace)" */
+void sbx_seccomp_describe(uint32_t arch, int nr, char *buf, size_t len);
 
 /* ---- userns.c ---- */
 int sbx_userns_write_maps(pid_t child, char *msg, size_t msglen); /* parent */
-int sbx_userns_become_root(struct sbx_err *e);                     /* child */
+int sbx_userns_switch_ids(struct sbx_err *e);                      /* child */
 
 /* ---- mounts.c ---- */
-int sbx_mounts_setup(const struct sbx_runtime *rt, struct sbx_err *e);
+int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *lim,
+                     struct sbx_err *e);
 int sbx_mounts_write_code(const struct sbx_runtime *rt, const uint8_t *code, size_t len,
                           struct sbx_err *e);
 
@@ -87,12 +109,16 @@ int sbx_net_setup(struct sbx_err *e);
 int sbx_caps_drop_all(struct sbx_err *e);
 
 /* ---- rlimits.c ---- */
-int sbx_rlimits_apply(const struct sandbox_limits *lim, struct sbx_err *e);
+/* Fills the zero fields of lim with the defaults. */
+void sbx_limits_resolve(struct sandbox_limits *lim);
+/* Child: memory_by_cgroup says a memory cgroup enforces memory_bytes. */
+int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, struct sbx_err *e);
 
 /* ---- supervise.c ---- */
 struct sbx_supervise {
     pid_t init_pid;
     int stdin_fd, stdout_fd, stderr_fd, status_fd; /* parent ends, closed by supervise */
+    size_t notif_size;                             /* sbx_seccomp_notif_size() */
     const uint8_t *stdin_data;
     size_t stdin_len;
     const struct sandbox_limits *limits;

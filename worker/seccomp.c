@@ -1,16 +1,30 @@
 /*
- * seccomp.c - the syscall allowlist. Built once per sandbox_run in the
- * parent with libseccomp and exported to a BPF program in memory; the child
- * only attaches it, as its last step before execve. Default action: kill the
- * process. Argument filters: clone without namespace flags (clone3 gets
- * ENOSYS so libc falls back to clone), socket/socketpair families, and ioctl
- * without TIOCSTI.
+ * seccomp.c - the syscall allowlist and its user-notification listener.
  *
- * Deliberately absent (killed): mount family, pivot_root, chroot, ptrace,
- * bpf, perf_event_open, keyctl/add_key/request_key, userfaultfd, io_uring_*,
- * kexec_*, module loading, reboot, swapon/off, clock setting, personality,
- * open_by_handle_at, process_vm_*, unshare, setns, and everything else not
- * listed below.
+ * The filter is built once per sandbox_run in the parent with libseccomp and
+ * exported to a BPF program in memory. The sandbox's init attaches it once,
+ * with SECCOMP_FILTER_FLAG_NEW_LISTENER, before it forks the task (which
+ * inherits it and loads nothing of its own), and hands the listener fd to
+ * the supervisor (sandbox.c, supervise.c).
+ *
+ * Default action: SECCOMP_RET_USER_NOTIF, not KILL_PROCESS. A forbidden
+ * call blocks in the kernel and the supervisor reads its number from the
+ * listener, then SIGKILLs the whole sandbox: the call never runs (the
+ * supervisor never answers, let alone with "continue"), and the result can
+ * name it (a KILL_PROCESS death tells the parent nothing but SIGSYS). If the
+ * supervisor is gone, the listener is closed and the call fails with ENOSYS;
+ * the init's PR_SET_PDEATHSIG kills the sandbox anyway. Explicit answers:
+ * clone3 fails with ENOSYS (libc falls back to clone), socket with a family
+ * other than unix/inet/inet6 with EAFNOSUPPORT. A call through a foreign ABI
+ * (i386, x32) hits the bad-arch action, KILL_PROCESS: SIGSYS, number unknown.
+ * Argument filters: clone without namespace flags, socket/socketpair
+ * families, and ioctl without TIOCSTI.
+ *
+ * Deliberately absent (reported and killed): mount family, pivot_root,
+ * chroot, ptrace, bpf, perf_event_open, keyctl/add_key/request_key,
+ * userfaultfd, io_uring_*, kexec_*, module loading, reboot, swapon/off, clock
+ * setting, personality, open_by_handle_at, process_vm_*, unshare, setns,
+ * seccomp, and everything else not listed below.
  */
 #include <errno.h>
 #include <linux/seccomp.h>
@@ -22,7 +36,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -146,15 +159,18 @@ static int add_rules(scmp_filter_ctx ctx, char *msg, size_t msglen)
 int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
 {
     memset(prog, 0, sizeof *prog);
-    /* libseccomp probes the kernel's seccomp API level; emulators such as
-     * valgrind hide the seccomp syscall, and KILL_PROCESS then looks
-     * unsupported. The kernel has the final say when the filter is attached
-     * (failure there fails the sandbox), so assume level 3 (kernel >= 4.14). */
-    if (seccomp_api_get() < 3 && seccomp_api_set(3) != 0) {
-        snprintf(msg, msglen, "seccomp API level 3 unavailable");
+    /* libseccomp probes the kernel's seccomp API level and refuses actions it
+     * thinks unsupported; emulators such as valgrind hide the seccomp syscall.
+     * The kernel has the final say when the filter is attached (failure there
+     * fails the sandbox), so assume level 5: NOTIFY (kernel >= 5.0). Note that
+     * valgrind 3.19 does not pass seccomp(2) through at all, so under it every
+     * sandbox fails closed (SANDBOX_ERROR) at sbx_seccomp_notif_size. */
+    if (seccomp_api_get() < 5 && seccomp_api_set(5) != 0) {
+        snprintf(msg, msglen, "seccomp API level 5 (user notification) unavailable");
         return -1;
     }
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    /* Everything not ruled on below: notify the supervisor (see the top). */
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
     if (!ctx) {
         snprintf(msg, msglen, "seccomp_init failed");
         return -1;
@@ -213,11 +229,58 @@ void sbx_seccomp_free(struct sock_fprog *prog)
     prog->len = 0;
 }
 
-int sbx_seccomp_load(const struct sock_fprog *prog, struct sbx_err *e)
+int sbx_seccomp_notif_size(size_t *size, char *msg, size_t msglen)
 {
-    /* prctl rather than seccomp(2): same effect without flags, and valgrind
-     * passes it through. */
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) != 0)
-        return sbx_fail(e, "PR_SET_SECCOMP", errno);
+    struct seccomp_notif_sizes sz;
+    memset(&sz, 0, sizeof sz);
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sz) != 0) {
+        snprintf(msg, msglen, "seccomp(SECCOMP_GET_NOTIF_SIZES): %s", strerror(errno));
+        return -1;
+    }
+    size_t n = sz.seccomp_notif > sizeof(struct seccomp_notif) ? sz.seccomp_notif
+                                                                : sizeof(struct seccomp_notif);
+    if (n > SBX_NOTIF_MAX) {
+        snprintf(msg, msglen, "seccomp notification size %zu exceeds %d", n, SBX_NOTIF_MAX);
+        return -1;
+    }
+    *size = n;
     return 0;
+}
+
+int sbx_seccomp_load(const struct sock_fprog *prog, int *listener, struct sbx_err *e)
+{
+    /* seccomp(2), not prctl: only it takes flags. The listener fd comes back
+     * close-on-exec. The kernel allows one listener per filter chain. */
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+    if (fd < 0)
+        return sbx_fail(e, "seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER)", errno);
+    *listener = (int)fd;
+    return 0;
+}
+
+int sbx_seccomp_receive(int listener, size_t notif_size, int *nr, uint32_t *arch)
+{
+    /* The kernel wants a zeroed buffer of at least its own struct's size. */
+    union {
+        struct seccomp_notif n;
+        unsigned char raw[SBX_NOTIF_MAX];
+    } buf;
+    if (notif_size < sizeof buf.n || notif_size > sizeof buf)
+        return -EINVAL;
+    memset(&buf, 0, sizeof buf);
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &buf) != 0)
+        return -errno;
+    *nr = buf.n.data.nr;
+    *arch = buf.n.data.arch;
+    return 0;
+}
+
+void sbx_seccomp_describe(uint32_t arch, int nr, char *buf, size_t len)
+{
+    char *name = seccomp_syscall_resolve_num_arch(arch, nr);
+    if (name)
+        snprintf(buf, len, "forbidden system call %d (%s)", nr, name);
+    else
+        snprintf(buf, len, "forbidden system call %d", nr);
+    free(name);
 }

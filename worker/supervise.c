@@ -1,11 +1,22 @@
 /*
  * supervise.c - the supervisor's side of a running sandbox: one poll loop
  * over the task's stdout/stderr (relayed to on_output as they arrive), its
- * stdin (fed from memory, then closed), the status pipe from the sandbox's
- * init, and the wall-clock deadline (CLOCK_MONOTONIC). Any kill is a SIGKILL
- * to the sandbox's pid 1: its pid namespace, and every process in it, dies
- * with it. Ends by reaping that init (wait4 gives the whole tree's usage)
- * and deciding the result.
+ * stdin (fed from memory, then closed), the status socket from the sandbox's
+ * init, the seccomp listener the init sends over it, and the wall-clock
+ * deadline (CLOCK_MONOTONIC). Any kill is a SIGKILL to the sandbox's pid 1:
+ * its pid namespace, and every process in it, dies with it. Ends by reaping
+ * that init (wait4 gives the whole tree's usage) and deciding the result.
+ *
+ * Seccomp: the filter's default action is user notification, so a forbidden
+ * call blocks in the kernel until answered. The supervisor never answers (a
+ * "continue" would run the call): on POLLIN it reads the notification, keeps
+ * the call's number for the result, and kills the sandbox (reason SECCOMP);
+ * the blocked call dies unrun with its caller. The listener is read only
+ * after POLLIN, so the task cannot make the supervisor block on it. ENOENT
+ * (the caller was interrupted or died before the read) still proves a
+ * forbidden call: the sandbox is killed likewise, number unknown. POLLHUP or
+ * POLLERR alone just closes the listener. A SIGSYS death (a call through a
+ * foreign ABI: the filter's bad-arch action) is SECCOMP with number -1.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +36,9 @@
 #define KILL_GRACE_MS 5000
 #define CHUNK 65536
 
-enum { FD_OUT, FD_ERR, FD_STATUS, FD_IN, FD_N };
+enum { FD_OUT, FD_ERR, FD_STATUS, FD_IN, FD_NOTIFY, FD_N };
+/* At most this many fds are taken from one status record (one is valid). */
+#define MAX_RECV_FDS 4
 
 struct sup_state {
     struct sbx_supervise *s;
@@ -34,12 +48,14 @@ struct sup_state {
     bool killed, relay_stopped;
     enum sandbox_reason kill_reason;
     int64_t killed_at;
-    /* status pipe */
-    struct sbx_record rec;
-    size_t rec_fill;
-    bool have_status, have_error;
+    /* status socket */
+    bool have_status, have_error, have_listener;
     int task_status, error_errno;
     char error_text[sizeof(((struct sbx_record *)0)->text)];
+    /* seccomp: set when a notification decided the kill */
+    bool seccomp_known;
+    int seccomp_nr;
+    uint32_t seccomp_arch;
 };
 
 static void close_fd(int *fd)
@@ -94,31 +110,115 @@ static void read_output(struct sup_state *st, int which)
         close_fd(&st->fd[which]);
 }
 
-/* Records from the sandbox side: trusted for nothing but their own shape. */
+/* A setup failure on the sandbox side (or a broken protocol): fail closed. */
+static void set_error(struct sup_state *st, int err, const char *text)
+{
+    if (st->have_error || st->have_status)
+        return;
+    st->have_error = true;
+    st->error_errno = err;
+    sbx_strlcpy(st->error_text, text, sizeof st->error_text);
+    kill(st->s->init_pid, SIGKILL); /* fail closed, and fast */
+}
+
+/* Records from the sandbox side: trusted for nothing but their own shape.
+ * One record per message (SOCK_SEQPACKET); any fd that comes along is closed
+ * unless it is the one listener of a LISTENER record. */
 static void read_status(struct sup_state *st)
 {
-    char *p = (char *)&st->rec;
-    ssize_t n = read(st->fd[FD_STATUS], p + st->rec_fill, sizeof st->rec - st->rec_fill);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    struct sbx_record rec;
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * MAX_RECV_FDS)];
+    } ctl;
+    struct iovec iov = {&rec, sizeof rec};
+    struct msghdr mh;
+    memset(&rec, 0, sizeof rec);
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    ssize_t n = recvmsg(st->fd[FD_STATUS], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            close_fd(&st->fd[FD_STATUS]);
+        return;
+    }
+
+    int fds[MAX_RECV_FDS], nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (nfds < MAX_RECV_FDS)
+                fds[nfds++] = fd;
+            else
+                close(fd); /* cannot happen: the control buffer holds MAX_RECV_FDS */
+        }
+    }
+    int listener = -1;
+    if (n == (ssize_t)sizeof rec && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+        rec.type == SBX_REC_LISTENER && nfds == 1 && !st->have_listener) {
+        listener = fds[0];
+        nfds = 0;
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+
+    if (n == 0) { /* EOF: the init is gone */
         close_fd(&st->fd[FD_STATUS]);
         return;
     }
-    if (n < 0)
+    if (n != (ssize_t)sizeof rec || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        set_error(st, 0, "malformed status record");
         return;
-    st->rec_fill += (size_t)n;
-    if (st->rec_fill < sizeof st->rec)
-        return;
-    st->rec_fill = 0;
-    st->rec.text[sizeof st->rec.text - 1] = '\0';
-    if (st->rec.type == SBX_REC_ERROR && !st->have_error && !st->have_status) {
-        st->have_error = true;
-        st->error_errno = st->rec.value;
-        sbx_strlcpy(st->error_text, st->rec.text, sizeof st->error_text);
-        kill(st->s->init_pid, SIGKILL); /* fail closed, and fast */
-    } else if (st->rec.type == SBX_REC_STATUS && !st->have_status && !st->have_error) {
-        st->have_status = true;
-        st->task_status = st->rec.value;
     }
+    rec.text[sizeof rec.text - 1] = '\0';
+    if (rec.type == SBX_REC_ERROR) {
+        set_error(st, rec.value, rec.text);
+    } else if (rec.type == SBX_REC_LISTENER) {
+        if (listener < 0) {
+            set_error(st, 0, "bad seccomp listener record (a second one, or not one fd)");
+            return;
+        }
+        st->have_listener = true;
+        st->fd[FD_NOTIFY] = listener;
+    } else if (rec.type == SBX_REC_STATUS && !st->have_status && !st->have_error) {
+        if (!st->have_listener) { /* the init forks the task only after LISTENER */
+            set_error(st, 0, "task status before the seccomp listener");
+            return;
+        }
+        st->have_status = true;
+        st->task_status = rec.value;
+    }
+}
+
+/* A forbidden system call is blocked in the kernel, waiting for us. */
+static void read_notification(struct sup_state *st)
+{
+    int nr = -1;
+    uint32_t arch = 0;
+    int rc = sbx_seccomp_receive(st->fd[FD_NOTIFY], st->s->notif_size, &nr, &arch);
+    if (rc == -EINTR)
+        return; /* still pending: poll says so again */
+    /* The first number read names the kill, if the kill is this one's. */
+    if (rc == 0 && !st->seccomp_known &&
+        (!st->killed || st->kill_reason == SANDBOX_REASON_SECCOMP)) {
+        st->seccomp_known = true;
+        st->seccomp_nr = nr;
+        st->seccomp_arch = arch;
+    }
+    /* 0 or ENOENT: a forbidden call was made. Anything else: the listener is
+     * unusable; blocked calls then fail with ENOSYS as we close it, and the
+     * sandbox goes too. */
+    kill_tree(st, SANDBOX_REASON_SECCOMP);
+    if (rc != 0 && rc != -ENOENT)
+        close_fd(&st->fd[FD_NOTIFY]);
 }
 
 static void write_stdin(struct sup_state *st)
@@ -175,6 +275,12 @@ static void loop(struct sup_state *st)
             case FD_ERR: read_output(st, idx[k]); break;
             case FD_STATUS: read_status(st); break;
             case FD_IN: write_stdin(st); break;
+            case FD_NOTIFY:
+                if (pfd[k].revents & POLLIN)
+                    read_notification(st);
+                else /* HUP: no process uses the filter any more; ERR, NVAL */
+                    close_fd(&st->fd[FD_NOTIFY]);
+                break;
             }
         }
     }
@@ -184,8 +290,10 @@ static void describe_signal(struct sandbox_result *r, int sig)
 {
     r->signal = sig;
     if (sig == SIGSYS) {
+        /* The filter kills only calls through a foreign ABI (bad arch). */
         r->reason = SANDBOX_REASON_SECCOMP;
-        snprintf(r->message, sizeof r->message, "killed by seccomp: forbidden system call");
+        snprintf(r->message, sizeof r->message,
+                 "killed by SIGSYS: forbidden system call (foreign ABI, number unknown)");
     } else if (sig == SIGXCPU) {
         r->reason = SANDBOX_REASON_TIMEOUT;
         snprintf(r->message, sizeof r->message, "CPU time limit exceeded");
@@ -204,6 +312,7 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     st.fd[FD_ERR] = s->stderr_fd;
     st.fd[FD_STATUS] = s->status_fd;
     st.fd[FD_IN] = s->stdin_fd;
+    st.fd[FD_NOTIFY] = -1; /* arrives over the status socket */
     if (s->stdin_len == 0)
         close_fd(&st.fd[FD_IN]);
 
@@ -242,6 +351,16 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
         case SANDBOX_REASON_OUTPUT_LIMIT:
             snprintf(r->message, sizeof r->message, "output exceeded %llu bytes",
                      (unsigned long long)s->limits->output_bytes);
+            break;
+        case SANDBOX_REASON_SECCOMP:
+            if (st.seccomp_known) {
+                r->seccomp_syscall = st.seccomp_nr;
+                sbx_seccomp_describe(st.seccomp_arch, st.seccomp_nr, r->message,
+                                     sizeof r->message);
+            } else {
+                snprintf(r->message, sizeof r->message,
+                         "forbidden system call (interrupted before its number was read)");
+            }
             break;
         default:
             snprintf(r->message, sizeof r->message, "aborted by the supervisor");

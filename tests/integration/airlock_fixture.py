@@ -173,7 +173,8 @@ def orphan_workers(worker_exe):
 class Daemons:
     """A credd and a broker of our own, on temporary sockets."""
 
-    def __init__(self):
+    def __init__(self, broker_args=()):
+        self.broker_args = list(broker_args)
         self.tmp = tempfile.mkdtemp(prefix="airlock-it-")
         self.credd_sock = os.path.join(self.tmp, "credd.sock")
         self.broker_sock = os.path.join(self.tmp, "broker.sock")
@@ -222,7 +223,7 @@ class Daemons:
             self.credd = self._spawn("credd", ["--socket", self.credd_sock])
             self._wait_healthy("credd", self.credd, self.credd_addr)
             self.broker = self._spawn("broker", ["--socket", self.broker_sock,
-                                                 "--credd", self.credd_addr])
+                                                 "--credd", self.credd_addr] + self.broker_args)
             self._wait_healthy("broker", self.broker, self.broker_addr)
         except BaseException:
             self._kill_all()
@@ -313,10 +314,11 @@ class Daemons:
 
 class DaemonTestCase(unittest.TestCase):
     """One pair of daemons for the whole class."""
+    BROKER_ARGS = ()  # extra airlock-broker flags for the class
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemons()
+        cls.d = Daemons(cls.BROKER_ARGS)
         cls.d.start()
         cls.broker = cls.d.channel("broker")
         cls.credd = cls.d.channel("credd")

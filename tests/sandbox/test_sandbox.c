@@ -549,10 +549,13 @@ static void test_identity(void **state)
            "print(open('/proc/self/uid_map').read().split())\n"
            "print(open('/proc/self/gid_map').read().split())\n"
            "print(os.getuid(), os.getgid(), os.getpid() < 10, socket.gethostname())\n"
-           "print(open('/proc/self/setgroups').read().strip())\n",
+           "print(open('/proc/self/setgroups').read().strip())\n"
+           "import pwd; print(pwd.getpwuid(os.getuid()).pw_name)\n"
+           "try:\n    os.setuid(0)\nexcept OSError as e:\n    print('setuid(0)', e.errno)\n",
            &c);
-    assert_string_equal(out(&c), "['0', '65534', '1']\n['0', '65534', '1']\n0 0 True airlock\n"
-                                 "deny\n");
+    /* One id inside, not 0, mapped to host nobody; uid 0 does not exist. */
+    assert_string_equal(out(&c), "['1000', '65534', '1']\n['1000', '65534', '1']\n"
+                                 "1000 1000 True airlock\ndeny\nsandbox\nsetuid(0) 22\n");
     capture_free(&c);
 }
 
@@ -592,17 +595,30 @@ static void test_privileges_dropped(void **state)
 
 /* ------------------------------------------------------------ seccomp */
 
-static void expect_seccomp(const char *runtime, const char *code)
+/* The task must be ended for system call nr: reported by the supervisor
+ * (user notification, the tree SIGKILLed), or, for nr == -1, killed by the
+ * filter itself with SIGSYS (a foreign ABI). */
+static void expect_seccomp(const char *runtime, const char *code, int nr)
 {
     struct capture c = {0};
     struct sandbox_task t = mktask(runtime, code);
     struct sandbox_result r;
     assert_int_equal(sandbox_run(&t, on_output, &c, &r), 0);
-    if (r.reason != SANDBOX_REASON_SECCOMP)
-        fprintf(stderr, "  not killed by seccomp: %s\n  stdout %s\n  stderr %s\n", code, out(&c),
-                err(&c));
+    if (r.reason != SANDBOX_REASON_SECCOMP || r.seccomp_syscall != nr)
+        fprintf(stderr, "  not killed by seccomp for %d: %s\n  reason %d syscall %d: %s\n"
+                        "  stdout %s\n  stderr %s\n",
+                nr, code, r.reason, r.seccomp_syscall, r.message, out(&c), err(&c));
     assert_int_equal(r.reason, SANDBOX_REASON_SECCOMP);
-    assert_int_equal(r.signal, 31 /* SIGSYS */);
+    assert_int_equal(r.seccomp_syscall, nr);
+    if (nr >= 0) {
+        char want[64];
+        snprintf(want, sizeof want, "forbidden system call %d (", nr);
+        assert_true(strncmp(r.message, want, strlen(want)) == 0);
+        assert_int_equal(r.signal, SIGKILL);
+    } else {
+        assert_int_equal(r.signal, SIGSYS);
+    }
+    assert_true(r.wall_ms < 5000);
     assert_string_equal(out(&c), "before\n"); /* the code did run up to the call */
     capture_free(&c);
 }
@@ -618,37 +634,187 @@ static void test_seccomp_forbidden(void **state)
 {
     (void)state;
     /* mount("none", "/tmp", "tmpfs", 0, 0) */
-    expect_seccomp("python3", PYSYSCALL("165, b'none', b'/tmp', b'tmpfs', 0, 0"));
+    expect_seccomp("python3", PYSYSCALL("165, b'none', b'/tmp', b'tmpfs', 0, 0"), 165);
     /* unshare(CLONE_NEWUSER) */
-    expect_seccomp("python3", PYSYSCALL("272, 0x10000000"));
+    expect_seccomp("python3", PYSYSCALL("272, 0x10000000"), 272);
     /* clone(CLONE_NEWUSER | SIGCHLD) */
-    expect_seccomp("python3", PYSYSCALL("56, 0x10000011, 0, 0, 0, 0"));
+    expect_seccomp("python3", PYSYSCALL("56, 0x10000011, 0, 0, 0, 0"), 56);
     /* ptrace(PTRACE_TRACEME) */
-    expect_seccomp("python3", PYSYSCALL("101, 0, 0, 0, 0"));
+    expect_seccomp("python3", PYSYSCALL("101, 0, 0, 0, 0"), 101);
     /* bpf, perf_event_open, keyctl, userfaultfd, io_uring_setup, personality,
      * setns, pivot_root, kexec_load, init_module */
-    expect_seccomp("python3", PYSYSCALL("321, 0, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("298, 0, 0, -1, -1, 0"));
-    expect_seccomp("python3", PYSYSCALL("250, 0, 0, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("323, 0"));
-    expect_seccomp("python3", PYSYSCALL("425, 8, 0"));
-    expect_seccomp("python3", PYSYSCALL("135, 0xffffffff"));
-    expect_seccomp("python3", PYSYSCALL("308, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("155, b'/', b'/'"));
-    expect_seccomp("python3", PYSYSCALL("246, 0, 0, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("175, 0, 0, b''"));
+    expect_seccomp("python3", PYSYSCALL("321, 0, 0, 0"), 321);
+    expect_seccomp("python3", PYSYSCALL("298, 0, 0, -1, -1, 0"), 298);
+    expect_seccomp("python3", PYSYSCALL("250, 0, 0, 0, 0"), 250);
+    expect_seccomp("python3", PYSYSCALL("323, 0"), 323);
+    expect_seccomp("python3", PYSYSCALL("425, 8, 0"), 425);
+    expect_seccomp("python3", PYSYSCALL("135, 0xffffffff"), 135);
+    expect_seccomp("python3", PYSYSCALL("308, 0, 0"), 308);
+    expect_seccomp("python3", PYSYSCALL("155, b'/', b'/'"), 155);
+    expect_seccomp("python3", PYSYSCALL("246, 0, 0, 0, 0"), 246);
+    expect_seccomp("python3", PYSYSCALL("175, 0, 0, b''"), 175);
     /* ioctl(0, TIOCSTI), also with garbage in the upper 32 bits */
-    expect_seccomp("python3", PYSYSCALL("16, 0, 0x5412, b'x'"));
-    expect_seccomp("python3", PYSYSCALL("16, 0, ctypes.c_ulong(0x100005412), b'x'"));
-    /* x32 ABI entry (getpid | __X32_SYSCALL_BIT): not ours, killed */
-    expect_seccomp("python3", PYSYSCALL("0x40000000 | 39"));
-    /* process_vm_readv, open_by_handle_at, swapoff, clock_settime */
-    expect_seccomp("python3", PYSYSCALL("310, 1, 0, 0, 0, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("304, 0, 0, 0"));
-    expect_seccomp("python3", PYSYSCALL("168, b'/x'"));
-    expect_seccomp("python3", PYSYSCALL("227, 0, 0"));
+    expect_seccomp("python3", PYSYSCALL("16, 0, 0x5412, b'x'"), 16);
+    expect_seccomp("python3", PYSYSCALL("16, 0, ctypes.c_ulong(0x100005412), b'x'"), 16);
+    /* x32 ABI entry (getpid | __X32_SYSCALL_BIT): not ours, the filter's
+     * bad-arch action kills it outright (SIGSYS, number unknown) */
+    expect_seccomp("python3", PYSYSCALL("0x40000000 | 39"), -1);
+    /* process_vm_readv, open_by_handle_at, swapoff, clock_settime, seccomp
+     * (a second filter with a listener) */
+    expect_seccomp("python3", PYSYSCALL("310, 1, 0, 0, 0, 0, 0"), 310);
+    expect_seccomp("python3", PYSYSCALL("304, 0, 0, 0"), 304);
+    expect_seccomp("python3", PYSYSCALL("168, b'/x'"), 168);
+    expect_seccomp("python3", PYSYSCALL("227, 0, 0"), 227);
+    expect_seccomp("python3", PYSYSCALL("317, 1, 8, 0"), 317);
     /* the shell's way: unshare(1) */
-    expect_seccomp("sh", "echo before; exec unshare -r true");
+    expect_seccomp("sh", "echo before; exec unshare -r true", 272);
+}
+
+/* The result names the call; output before it is delivered; nothing after
+ * it runs; the sandbox is usable again right after. */
+static void test_seccomp_reports_syscall(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    struct sandbox_task t = mktask("python3", "import ctypes, sys\n"
+                                              "print('before'); print('err', file=sys.stderr)\n"
+                                              "ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)\n"
+                                              "print('AFTER')\n");
+    struct sandbox_result r;
+    assert_int_equal(run(&t, &c, &r), 0);
+    assert_int_equal(r.reason, SANDBOX_REASON_SECCOMP);
+    assert_int_equal(r.seccomp_syscall, 101);
+    assert_string_equal(r.message, "forbidden system call 101 (ptrace)");
+    assert_int_equal(r.signal, SIGKILL);
+    assert_int_equal(r.exit_code, -1);
+    assert_string_equal(out(&c), "before\n");
+    assert_string_equal(err(&c), "err\n");
+    capture_free(&c);
+
+    t = mktask("sh", "echo before; exec unshare -r true");
+    assert_int_equal(run(&t, &c, &r), 0);
+    assert_int_equal(r.reason, SANDBOX_REASON_SECCOMP);
+    assert_int_equal(r.seccomp_syscall, 272);
+    assert_string_equal(r.message, "forbidden system call 272 (unshare)");
+    assert_string_equal(out(&c), "before\n");
+    capture_free(&c);
+
+    run_ok("sh", "echo fine", &c);
+    assert_string_equal(out(&c), "fine\n");
+    capture_free(&c);
+}
+
+/* A forbidden call in a child process, in a grandchild behind a shell, or in
+ * a second thread ends the whole task, with the call's number. */
+static void test_seccomp_in_child_and_thread(void **state)
+{
+    (void)state;
+    /* os.fork(): the child calls mount(2); the parent waits and would print. */
+    expect_seccomp("python3",
+                   "import ctypes, os\n"
+                   "print('before')\n"
+                   "pid = os.fork()\n"
+                   "if pid == 0:\n"
+                   "    ctypes.CDLL(None).syscall(165, b'none', b'/tmp', b'tmpfs', 0, 0)\n"
+                   "    os._exit(0)\n"
+                   "os.waitpid(pid, 0)\n"
+                   "print('parent survived')\n",
+                   165);
+    /* sh runs python, whose call is unshare(2); sh would carry on. */
+    expect_seccomp("sh",
+                   "echo before\n"
+                   "/usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).syscall(272, 0x10000000)'\n"
+                   "echo after $?\n",
+                   272);
+    /* A second thread calls ptrace(2); the main thread is busy elsewhere. */
+    expect_seccomp("python3",
+                   "import ctypes, threading, time\n"
+                   "print('before')\n"
+                   "threading.Thread(target=lambda: ctypes.CDLL(None).syscall(101, 0, 0, 0, 0),\n"
+                   "                 daemon=True).start()\n"
+                   "time.sleep(8)\n"
+                   "print('main survived')\n",
+                   101);
+    /* Background processes go with the task. */
+    char marker[64], code[512];
+    snprintf(marker, sizeof marker, "airlock-sbx-marker-%d-sc", (int)getpid());
+    snprintf(code, sizeof code,
+             "sh -c 'sleep 300; :' %s &\n"
+             "echo before\n"
+             "/usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).syscall(161, b\"/\")'\n"
+             "sleep 60\n",
+             marker);
+    expect_seccomp("sh", code, 161);
+    assert_int_equal(count_procs_with(marker), 0);
+}
+
+/* A forbidden call blocks while the supervisor cannot answer (stopped), and
+ * the supervisor's death still takes the whole sandbox with it. */
+static void test_seccomp_supervisor_gone(void **state)
+{
+    (void)state;
+    char marker[64], blocked[64], code[512];
+    snprintf(marker, sizeof marker, "airlock-sbx-marker-%d-sg", (int)getpid());
+    snprintf(blocked, sizeof blocked, "airlock-sbx-marker-%d-blocked", (int)getpid());
+    snprintf(code, sizeof code,
+             "sh -c 'sleep 300; :' %s &\n"
+             "sleep 1\n"
+             "/usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).syscall(165, b\"none\", "
+             "b\"/tmp\", b\"tmpfs\", 0, 0); print(\"RAN\")' %s\n"
+             "sleep 300\n",
+             marker, blocked);
+    pid_t sup = fork();
+    assert_true(sup >= 0);
+    if (sup == 0) {
+        struct sandbox_task t = mktask("sh", code);
+        t.limits.timeout_ms = 60000;
+        struct sandbox_result r;
+        sandbox_run(&t, NULL, NULL, &r);
+        _exit(0);
+    }
+    int seen = 0;
+    for (int i = 0; i < 500 && !seen; i++) {
+        seen = count_procs_with(marker);
+        if (!seen)
+            usleep(10000);
+    }
+    assert_int_equal(seen, 1);
+    assert_int_equal(kill(sup, SIGSTOP), 0);
+    /* the call is made and waits for an answer that does not come */
+    seen = 0;
+    for (int i = 0; i < 500 && !seen; i++) {
+        seen = count_procs_with(blocked);
+        if (!seen)
+            usleep(10000);
+    }
+    assert_int_equal(seen, 1);
+    usleep(300000);
+    assert_int_equal(count_procs_with(blocked), 1);
+    assert_int_equal(kill(sup, SIGKILL), 0);
+    assert_int_equal(waitpid(sup, NULL, 0), sup);
+    int left = 1;
+    for (int i = 0; i < 300 && left; i++) {
+        left = count_procs_with(marker) + count_procs_with(blocked);
+        if (left)
+            usleep(10000);
+    }
+    assert_int_equal(left, 0);
+}
+
+/* The task never holds the seccomp listener: it cannot answer its own
+ * notifications. Init and task share the init's one filter. */
+static void test_seccomp_listener_not_in_task(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    run_ok("sh",
+           "for f in /proc/$$/fd/*; do readlink $f; done | grep -c seccomp; "
+           "grep -E '^Seccomp(_filters)?:' /proc/self/status /proc/1/status | tr '\\t' ' '",
+           &c);
+    assert_string_equal(out(&c), "0\n/proc/self/status:Seccomp: 2\n"
+                                 "/proc/self/status:Seccomp_filters: 1\n"
+                                 "/proc/1/status:Seccomp: 2\n/proc/1/status:Seccomp_filters: 1\n");
+    capture_free(&c);
 }
 
 static void test_seccomp_allows_runtimes(void **state)
@@ -684,7 +850,7 @@ static void test_seccomp_allows_runtimes(void **state)
            "echo data > /work/f; cat /work/f; ls / >/dev/null; wc -c < /work/f\n"
            "yes | head -n 2; date +%Y >/dev/null; id -u; hostname\n",
            &c);
-    assert_string_equal(out(&c), "f sub\ndata\n5\ny\ny\n0\nairlock\n");
+    assert_string_equal(out(&c), "f sub\ndata\n5\ny\ny\n1000\nairlock\n");
     capture_free(&c);
 }
 
@@ -814,6 +980,10 @@ int main(void)
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_privileges_dropped),
         cmocka_unit_test(test_seccomp_forbidden),
+        cmocka_unit_test(test_seccomp_reports_syscall),
+        cmocka_unit_test(test_seccomp_in_child_and_thread),
+        cmocka_unit_test(test_seccomp_listener_not_in_task),
+        cmocka_unit_test(test_seccomp_supervisor_gone),
         cmocka_unit_test(test_seccomp_allows_runtimes),
         cmocka_unit_test(test_fork_bomb_bounded),
         cmocka_unit_test(test_memory_bounded),

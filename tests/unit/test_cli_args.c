@@ -153,6 +153,37 @@ static void test_missing_code(void **state)
     assert_non_null(strstr(err, "needs a value"));
 }
 
+static void test_limits(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--memory-mb", "64", "--cpu-ms=1500",
+                           "--max-pids", "8", "--disk-mb", "4", "--open-files", "32",
+                           "--output-bytes", "1000", "-c", "x"),
+                     0);
+    assert_int_equal(a.memory_bytes, 64ull << 20);
+    assert_int_equal(a.cpu_ms, 1500);
+    assert_int_equal(a.max_pids, 8);
+    assert_int_equal(a.disk_bytes, 4ull << 20);
+    assert_int_equal(a.open_files, 32);
+    assert_int_equal(a.output_bytes, 1000);
+
+    /* Unset limits stay 0: the broker's defaults apply. */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "-c", "x"), 0);
+    assert_int_equal(a.memory_bytes, 0);
+    assert_int_equal(a.cpu_ms, 0);
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--memory-mb", "1.5", "-c", "x"), -1);
+    assert_non_null(strstr(err, "--memory-mb"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--memory-mb", "1048577", "-c", "x"), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--cpu-ms", "4294967296", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--max-pids", "-1", "-c", "x"), -1);
+    /* Limits belong to exec. */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--cpu-ms", "5"), -1);
+}
+
 static void test_bad_numbers(void **state)
 {
     (void)state;
@@ -351,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_introspect),
         cmocka_unit_test(test_help_version_health),
         cmocka_unit_test(test_read_path_bounds),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
