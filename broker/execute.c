@@ -241,11 +241,23 @@ static int spawn_worker(struct task *t)
     return 0;
 }
 
-/* Waits for the worker, killing it if it lingers past grace_ms. */
-static void reap_worker(struct task *t, int grace_ms)
+static void reap_worker_process(struct task *t, int grace_ms);
+
+/* Waits for the worker, killing it if it lingers past grace_ms. A worker
+ * that did not report (killed, crashed) may have left its task's cgroup. */
+static void reap_worker(struct task *t, int grace_ms, bool reported)
 {
     if (t->worker <= 0)
         return;
+    reap_worker_process(t, grace_ms);
+    char msg[256];
+    if (!reported &&
+        sandbox_cgroup_remove(t->broker->config->cgroup_mode, t->id, msg, sizeof msg) != 0)
+        log_error("task %s: cannot remove its cgroup: %s", t->id, msg);
+}
+
+static void reap_worker_process(struct task *t, int grace_ms)
+{
     int64_t until = monotonic_ms() + grace_ms;
     for (;;) {
         pid_t r = waitpid(t->worker, NULL, WNOHANG);
@@ -355,7 +367,7 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     task.cpu_ms = limits->cpu_ms;
     task.disk_bytes = limits->disk_bytes;
     task.open_files = limits->open_files;
-    task.cgroup_version = cfg->cgroup_version;
+    task.cgroup = cfg->cgroup_mode;
     task.token = t->token->token;
     task.token_id = t->token->token_id;
     task.credd_address = (char *)cfg->credd_address;
@@ -394,12 +406,12 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.stderr_bytes = u->stderr_bytes;
         fin.output_truncated = u->output_truncated;
         fin.message = u->message;
-        reap_worker(t, 2000);
+        reap_worker(t, 2000, true);
     } else {
         /* Worker misbehaved or the caller left: end it (its sandbox dies with it). */
         if (t->worker > 0)
             kill(t->worker, SIGKILL);
-        reap_worker(t, 2000);
+        reap_worker(t, 2000, false);
         if (fin.reason == AIRLOCK__V1__FINISHED__REASON__REASON_UNSPECIFIED)
             fin.reason = AIRLOCK__V1__FINISHED__REASON__KILLED;
         fin.message = msg;
@@ -449,7 +461,7 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
         /* Failed before Finished went out: make sure nothing is left behind. */
         if (t.worker > 0)
             kill(t.worker, SIGKILL);
-        reap_worker(&t, 2000);
+        reap_worker(&t, 2000, false);
         revoke_token(&t);
     }
     if (t.sock >= 0)

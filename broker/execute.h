@@ -23,7 +23,7 @@ struct broker_config {
     uint32_t cpu_ms;
     uint64_t disk_bytes;
     uint32_t open_files;
-    uint32_t cgroup_version; /* in use: 1, 2, or 0 = none (rlimits only) */
+    uint32_t cgroup_mode;    /* enum sandbox_cgroup_mode in use (V1, V2 or NONE) */
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
 };
 

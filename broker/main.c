@@ -15,6 +15,7 @@
 #include "airlock/v1/broker.pb-c.h"
 #include "daemon.h"
 #include "execute.h"
+#include "sandbox.h"
 #include "util.h"
 
 static const char usage[] =
@@ -33,7 +34,10 @@ static const char usage[] =
     "  --output-bytes N       stdout + stderr (default 8388608)\n"
     "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
     "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
-    "  --open-files N         open files per process (default 256)\n";
+    "  --open-files N         open files per process (default 256)\n"
+    "  --cgroup MODE          auto (v2 if usable, else v1), v1, v2, or none: rlimits\n"
+    "                         only, no memory/CPU bound on the task's tree (default auto;\n"
+    "                         the broker refuses to start when the mode is unusable)\n";
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -44,6 +48,23 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static int parse_cgroup_mode(const char *s, enum sandbox_cgroup_mode *out)
+{
+    static const struct {
+        const char *name;
+        enum sandbox_cgroup_mode mode;
+    } modes[] = {{"auto", SANDBOX_CGROUP_AUTO},
+                 {"v1", SANDBOX_CGROUP_V1},
+                 {"v2", SANDBOX_CGROUP_V2},
+                 {"none", SANDBOX_CGROUP_NONE}};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(s, modes[i].name) == 0) {
+            *out = modes[i].mode;
+            return 0;
+        }
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -63,6 +84,7 @@ int main(int argc, char **argv)
         .token_skew_s = 30,
     };
     uint64_t max_tasks = 32, v;
+    enum sandbox_cgroup_mode cgroup_mode = SANDBOX_CGROUP_AUTO;
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
         {"credd", required_argument, NULL, 'c'},
@@ -78,6 +100,7 @@ int main(int argc, char **argv)
         {"cpu-ms", required_argument, NULL, 'C'},
         {"disk-mb", required_argument, NULL, 'D'},
         {"open-files", required_argument, NULL, 'F'},
+        {"cgroup", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -99,6 +122,7 @@ int main(int argc, char **argv)
         case 'C': bad = parse_u64(optarg, 100, 86400000, &v); cfg.cpu_ms = (uint32_t)v; break;
         case 'D': bad = parse_u64(optarg, 1, 1 << 20, &v); cfg.disk_bytes = v << 20; break;
         case 'F': bad = parse_u64(optarg, 16, 1 << 20, &v); cfg.open_files = (uint32_t)v; break;
+        case 'G': bad = parse_cgroup_mode(optarg, &cgroup_mode); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 64;
         }
@@ -136,6 +160,20 @@ int main(int argc, char **argv)
         log_error("cannot create state dir %s: %s", state_dir, strerror(errno));
         return 1;
     }
+    /* Before any thread exists: cgroup v2 setup moves this process. */
+    char cg_desc[512];
+    int cg_version = sandbox_cgroup_setup(cgroup_mode, cg_desc, sizeof cg_desc);
+    if (cg_version < 0) {
+        log_error("cgroups: %s (--cgroup none runs tasks with rlimits only)", cg_desc);
+        return 1;
+    }
+    cfg.cgroup_mode = cg_version == 1   ? SANDBOX_CGROUP_V1
+                      : cg_version == 2 ? SANDBOX_CGROUP_V2
+                                        : SANDBOX_CGROUP_NONE;
+    if (cfg.cgroup_mode == SANDBOX_CGROUP_NONE)
+        log_warn("%s", cg_desc);
+    else
+        log_info("%s", cg_desc);
     if (daemon_block_signals() != 0) {
         log_error("cannot set up signals");
         return 1;

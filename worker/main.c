@@ -147,6 +147,8 @@ int main(int argc, char **argv)
             .disk_bytes = task->disk_bytes,
             .open_files = task->open_files,
         },
+        .cgroup = (enum sandbox_cgroup_mode)task->cgroup,
+        .id = task->task_id,
     };
     struct relay relay = {.fd = fd};
     crypto_hash_sha256_init(&relay.hash[0]);

@@ -4,8 +4,15 @@
  * without a memory cgroup), processes (counted per user namespace + uid, so
  * they bound this sandbox only), open files, file size (SIGXFSZ: reason
  * DISK), no core dumps, and a CPU-time backstop (SIGXCPU: reason CPU).
+ * Also the OOM killer's order: the task's processes first (they are the
+ * most expendable on the host, and the ones over the limit), so that it
+ * never picks the sandbox's init, whose death would end the task unreported.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include "sandbox_internal.h"
@@ -77,5 +84,32 @@ int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, st
         set(RLIMIT_RTPRIO, 0, 0, "setrlimit(RLIMIT_RTPRIO)", e) ||
         set(RLIMIT_SIGPENDING, 1024, 1024, "setrlimit(RLIMIT_SIGPENDING)", e))
         return -1;
+    return 0;
+}
+
+static int write_oom_score_adj(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len);
+    int err = errno;
+    close(fd);
+    errno = n == (ssize_t)len ? 0 : n < 0 ? err : EIO;
+    return errno ? -1 : 0;
+}
+
+int sbx_oom_task_first(struct sbx_err *e)
+{
+    /* Raising one's own score needs no privilege (lowering the init's would
+     * need CAP_SYS_RESOURCE, which hosts may withhold), only a writable
+     * /proc/self file, which a non-dumpable process does not own: become
+     * dumpable (execve would make us so anyway). At 1000 the task's
+     * processes always score above the init inside the task's cgroup. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        return sbx_fail(e, "PR_SET_DUMPABLE", errno);
+    if (write_oom_score_adj("/proc/self/oom_score_adj", "1000") != 0)
+        return sbx_fail(e, "oom_score_adj", errno);
     return 0;
 }

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,7 +45,7 @@
 
 #define CLONE_FLAGS                                                                          \
     (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |              \
-     CLONE_NEWUTS | CLONE_NEWCGROUP)
+     CLONE_NEWUTS) /* the cgroup namespace comes once the child is in its cgroup */
 #define MAX_ENV 1024
 
 /* The fixed base environment; task entries with the same key replace these. */
@@ -62,6 +63,7 @@ struct plan {
     char **envp;
     struct sock_fprog prog;
     int sync_r, status_w, in_r, out_w, err_w;
+    int memory_by_cgroup; /* a memory cgroup bounds the tree */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -195,7 +197,7 @@ static _Noreturn void task_main(const struct plan *p)
         child_fail(p->status_w, (sbx_fail(&e, "setsid", errno), &e));
     if (dup2(p->in_r, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0)
         child_fail(p->status_w, (sbx_fail(&e, "dup2 stdio", errno), &e));
-    if (sbx_rlimits_apply(&p->lim, 0, &e) != 0)
+    if (sbx_rlimits_apply(&p->lim, p->memory_by_cgroup, &e) != 0 || sbx_oom_task_first(&e) != 0)
         child_fail(p->status_w, &e);
     /* Everything but 0-2 goes at execve; the status socket stays usable until
      * then. The seccomp filter is the init's, inherited: no second one here. */
@@ -229,6 +231,22 @@ static void hide_host_argv(void)
     (void)prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
+/* Tells the supervisor which writable mount the task left full (space or
+ * inodes): a failure then is most likely the disk limit's doing. */
+static void report_full_mounts(int status_w)
+{
+    static const char *const writable[] = {"/work", "/tmp", "/dev/shm"};
+    for (size_t i = 0; i < sizeof writable / sizeof writable[0]; i++) {
+        struct statvfs sv;
+        if (statvfs(writable[i], &sv) != 0)
+            continue;
+        if ((uint64_t)sv.f_bavail * sv.f_frsize < SBX_DISK_FULL_SLACK || sv.f_favail == 0) {
+            send_record(status_w, SBX_REC_DISK_FULL, 0, writable[i]);
+            return;
+        }
+    }
+}
+
 /* The sandbox's pid 1. */
 static _Noreturn void init_main(struct plan *p)
 {
@@ -256,6 +274,10 @@ static _Noreturn void init_main(struct plan *p)
     while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(126);
+    /* Now in the task's cgroup (the parent moved us before the byte): a
+     * cgroup namespace rooted there shows the task nothing of the host's. */
+    if (unshare(CLONE_NEWCGROUP) != 0)
+        child_fail(p->status_w, (sbx_fail(&e, "unshare(CLONE_NEWCGROUP)", errno), &e));
     if (sbx_userns_switch_ids(&e) != 0)
         child_fail(p->status_w, &e);
     /* Changing uid cleared the parent-death signal: set it again, then make
@@ -306,6 +328,7 @@ static _Noreturn void init_main(struct plan *p)
             _exit(125); /* ECHILD before the task was seen: cannot happen */
         }
         if (w == task) {
+            report_full_mounts(p->status_w);
             send_record(p->status_w, SBX_REC_STATUS, st, "");
             _exit(0);
         }
@@ -352,6 +375,106 @@ static char **build_env(const char *const *extra, struct sandbox_result *r)
     return envp;
 }
 
+/* cgroup mode -> sbx_cgroup_host_init's "want" (0 auto, 1, 2). */
+static int cgroup_want(enum sandbox_cgroup_mode mode)
+{
+    return mode == SANDBOX_CGROUP_V1 ? 1 : mode == SANDBOX_CGROUP_V2 ? 2 : 0;
+}
+
+int sandbox_cgroup_setup(enum sandbox_cgroup_mode mode, char *desc, size_t desclen)
+{
+    if (mode == SANDBOX_CGROUP_NONE) {
+        snprintf(desc, desclen, "no cgroups (rlimits only): memory is an address-space limit "
+                                "per process and CPU time is counted per process");
+        return 0;
+    }
+    if (mode != SANDBOX_CGROUP_AUTO && mode != SANDBOX_CGROUP_V1 && mode != SANDBOX_CGROUP_V2) {
+        snprintf(desc, desclen, "unknown cgroup mode %d", (int)mode);
+        return -1;
+    }
+    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(desc, desclen, "out of memory");
+        return -1;
+    }
+    int rc = sbx_cgroup_host_init(h, cgroup_want(mode), 1, desc, desclen);
+    if (rc == 0) {
+        snprintf(desc, desclen, "%s", h->desc);
+        rc = h->version;
+    }
+    free(h);
+    return rc;
+}
+
+int sandbox_cgroup_remove(enum sandbox_cgroup_mode mode, const char *id, char *msg, size_t msglen)
+{
+    if (mode == SANDBOX_CGROUP_NONE)
+        return 0;
+    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    struct sbx_cgroup *cg = calloc(1, sizeof *cg);
+    int rc = -1;
+    if (!h || !cg)
+        snprintf(msg, msglen, "out of memory");
+    else if (sbx_cgroup_host_init(h, cgroup_want(mode), 0, msg, msglen) == 0) {
+        if (sbx_cgroup_open(h, id, cg, msg, msglen) != 0)
+            rc = errno == ENOENT ? 0 : -1;
+        else
+            rc = sbx_cgroup_destroy(cg, msg, msglen);
+    }
+    free(h);
+    free(cg);
+    return rc;
+}
+
+/* Makes the task's cgroup (unless the mode is NONE). 0, or -1 with r set. */
+static int cgroup_begin(enum sandbox_cgroup_mode mode, const char *id,
+                        const struct sandbox_limits *lim, struct sbx_cgroup **out,
+                        struct sandbox_result *r)
+{
+    *out = NULL;
+    if (mode == SANDBOX_CGROUP_NONE)
+        return 0;
+    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    struct sbx_cgroup *cg = calloc(1, sizeof *cg);
+    char msg[200], name[RANDOM_ID_LEN];
+    int rc = -1;
+    if (!h || !cg) {
+        fail(r, "%s", "out of memory");
+    } else if (mode > SANDBOX_CGROUP_V2) {
+        fail(r, "%s", "unknown cgroup mode");
+    } else if (sbx_cgroup_host_init(h, cgroup_want(mode), 0, msg, sizeof msg) != 0) {
+        fail(r, "cgroups: %s", msg);
+    } else {
+        if (!id)
+            random_id(name);
+        if (sbx_cgroup_create(h, id ? id : name, lim->memory_bytes, lim->max_pids, cg, msg,
+                              sizeof msg) != 0)
+            fail(r, "task cgroup: %s", msg);
+        else
+            rc = 0;
+    }
+    free(h);
+    if (rc == 0)
+        *out = cg;
+    else
+        free(cg);
+    return rc;
+}
+
+/* Removes the task's cgroup; a failure is reported in r's message. */
+static void cgroup_end(struct sbx_cgroup *cg, struct sandbox_result *r)
+{
+    if (!cg)
+        return;
+    char msg[200];
+    if (sbx_cgroup_destroy(cg, msg, sizeof msg) != 0) {
+        log_error("task cgroup left behind: %s", msg);
+        if (!r->message[0])
+            snprintf(r->message, sizeof r->message, "task cgroup left behind: %s", msg);
+    }
+    free(cg);
+}
+
 static void close_if(int *fd)
 {
     if (*fd >= 0) {
@@ -385,6 +508,10 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
     sbx_limits_resolve(&p.lim);
     if (task->code_len > p.lim.disk_bytes)
         return fail(result, "%s", "code is larger than the sandbox's /work");
+    struct sbx_cgroup *cg = NULL;
+    if (cgroup_begin(task->cgroup, task->id, &p.lim, &cg, result) != 0)
+        return -1;
+    p.memory_by_cgroup = cg != NULL;
 
     int rc = -1;
     int sync_w = -1, status_r = -1, in_w = -1, out_r = -1, err_r = -1;
@@ -394,7 +521,7 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
 
     p.envp = build_env(task->env, result);
     if (!p.envp)
-        return -1;
+        goto out;
     size_t notif_size = 0;
     if (sbx_seccomp_build(&p.prog, result->message, sizeof result->message) != 0 ||
         sbx_seccomp_notif_size(&notif_size, result->message, sizeof result->message) != 0) {
@@ -450,11 +577,12 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
     close_if(&p.err_w);
 
     char msg[200];
-    if (sbx_userns_write_maps(pid, msg, sizeof msg) != 0) {
+    if (sbx_userns_write_maps(pid, msg, sizeof msg) != 0 ||
+        (cg && sbx_cgroup_attach(cg, pid, msg, sizeof msg) != 0)) {
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
-        fail(result, "user namespace maps: %s", msg);
+        fail(result, "sandbox setup: %s", msg);
         goto out;
     }
     /* A failed write means the child died already; the supervisor reports
@@ -484,6 +612,7 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         .start_ms = start,
         .on_output = on_output,
         .ctx = ctx,
+        .cg = cg,
     };
     in_w = out_r = err_r = status_r = -1; /* owned by the supervisor now */
     rc = sbx_supervise(&sup, result);
@@ -513,6 +642,7 @@ out:
     }
     sbx_seccomp_free(&p.prog);
     free(p.envp);
+    cgroup_end(cg, result);
     if (rc != 0)
         result->reason = SANDBOX_REASON_SANDBOX_ERROR;
     return rc;

@@ -22,6 +22,16 @@ struct sandbox_limits {
     uint32_t open_files;    /* RLIMIT_NOFILE */
 };
 
+/* How the task's tree is bounded and accounted as a whole. Every mode but
+ * NONE fails closed (SANDBOX_ERROR) when that cgroup setup is unusable. */
+enum sandbox_cgroup_mode {
+    SANDBOX_CGROUP_AUTO = 0, /* v2 if usable, else v1 */
+    SANDBOX_CGROUP_V1 = 1,
+    SANDBOX_CGROUP_V2 = 2,
+    SANDBOX_CGROUP_NONE = 3, /* rlimits only: memory is an address-space cap per
+                                process, CPU is counted per process */
+};
+
 struct sandbox_task {
     const char *runtime;        /* "python3" or "sh" */
     const uint8_t *code;
@@ -31,6 +41,8 @@ struct sandbox_task {
     const char *const *env;     /* NULL-terminated "KEY=VALUE" list added to
                                    the runtime's fixed base environment */
     struct sandbox_limits limits;
+    enum sandbox_cgroup_mode cgroup;
+    const char *id; /* names the task's cgroup ([A-Za-z0-9_-], <= 64); NULL: random */
 };
 
 /* Values equal airlock.v1.Finished.Reason. */
@@ -54,7 +66,8 @@ struct sandbox_result {
     int seccomp_syscall;  /* syscall number when reason == SECCOMP, else -1 */
     uint64_t wall_ms;
     uint64_t cpu_ms;      /* user + system of the whole task tree */
-    uint64_t max_rss_kb;
+    uint64_t max_rss_kb;  /* peak memory of the tree (cgroup, tmpfs included),
+                             else the largest process's RSS */
     char message[256];    /* human-readable detail, "" when none */
 };
 
@@ -62,6 +75,17 @@ struct sandbox_result {
  * 2 (stderr). Return 0 to go on, -1 to abort the task (it is killed and the
  * reason becomes KILLED). */
 typedef int (*sandbox_output_fn)(void *ctx, int stream, const uint8_t *data, size_t len);
+
+/* Once per host, by the broker before any task: finds the cgroup setup that
+ * mode asks for and prepares it (cgroup v2: moves the calling process into a
+ * leaf "supervisor" cgroup beside "tasks", which holds the task cgroups).
+ * Returns the version in use (1 or 2, or 0 for NONE) and a one-line
+ * description in desc, or -1 with the reason in desc. */
+int sandbox_cgroup_setup(enum sandbox_cgroup_mode mode, char *desc, size_t desclen);
+
+/* After a worker died without cleaning up: kills and removes task id's
+ * cgroup if it exists. 0 when none is left, -1 with msg set. */
+int sandbox_cgroup_remove(enum sandbox_cgroup_mode mode, const char *id, char *msg, size_t msglen);
 
 /* Is this runtime name known? */
 int sandbox_runtime_known(const char *runtime);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -27,6 +28,9 @@
 #define SBX_DEFAULT_CPU_MS 60000u
 #define SBX_DEFAULT_DISK (32ull << 20) /* /work, /tmp (each), largest file */
 #define SBX_DEFAULT_NOFILE 256u
+
+/* A writable mount with less free space than this counts as full. */
+#define SBX_DISK_FULL_SLACK (64u << 10)
 
 /* Size in MiB of /dev/shm (its pages are not covered by RLIMIT_AS). */
 #define SBX_SHM_MB 8
@@ -65,7 +69,12 @@ int sbx_fail2(struct sbx_err *e, const char *what, const char *detail, int err);
  * One record per SOCK_SEQPACKET message. The init sends LISTENER (with the
  * seccomp listener fd as SCM_RIGHTS; value 0) before it forks the task, then
  * STATUS once the task has ended; ERROR instead for any setup failure. */
-enum { SBX_REC_ERROR = 0x45525221, SBX_REC_STATUS = 0x53544121, SBX_REC_LISTENER = 0x4c534e21 };
+enum {
+    SBX_REC_ERROR = 0x45525221,
+    SBX_REC_STATUS = 0x53544121,
+    SBX_REC_LISTENER = 0x4c534e21,
+    SBX_REC_DISK_FULL = 0x44534b21, /* text: the full mount, sent before STATUS */
+};
 struct sbx_record {
     uint32_t type;
     int32_t value;  /* errno for ERROR, wait status for STATUS */
@@ -113,6 +122,8 @@ int sbx_caps_drop_all(struct sbx_err *e);
 void sbx_limits_resolve(struct sandbox_limits *lim);
 /* Child: memory_by_cgroup says a memory cgroup enforces memory_bytes. */
 int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, struct sbx_err *e);
+/* Task, before execve: the OOM killer picks the task's processes first. */
+int sbx_oom_task_first(struct sbx_err *e);
 
 /* ---- supervise.c ---- */
 struct sbx_supervise {
@@ -125,6 +136,7 @@ struct sbx_supervise {
     int64_t start_ms; /* monotonic_ms() */
     sandbox_output_fn on_output;
     void *ctx;
+    const struct sbx_cgroup *cg; /* the task's cgroup; NULL: none */
 };
 /* Runs the task to its end and reaps the sandbox init. Returns 0 when a
  * result was produced, -1 on a setup error reported by the sandbox. */

@@ -52,6 +52,10 @@ struct sup_state {
     bool have_status, have_error, have_listener;
     int task_status, error_errno;
     char error_text[sizeof(((struct sbx_record *)0)->text)];
+    char full_mount[sizeof(((struct sbx_record *)0)->text)]; /* "" unless one filled up */
+    /* CPU time of the tree, from the cgroup */
+    int64_t next_cpu_check;
+    long ncpu;
     /* seccomp: set when a notification decided the kill */
     bool seccomp_known;
     int seccomp_nr;
@@ -188,6 +192,8 @@ static void read_status(struct sup_state *st)
         }
         st->have_listener = true;
         st->fd[FD_NOTIFY] = listener;
+    } else if (rec.type == SBX_REC_DISK_FULL) {
+        sbx_strlcpy(st->full_mount, rec.text, sizeof st->full_mount);
     } else if (rec.type == SBX_REC_STATUS && !st->have_status && !st->have_error) {
         if (!st->have_listener) { /* the init forks the task only after LISTENER */
             set_error(st, 0, "task status before the seccomp listener");
@@ -235,6 +241,27 @@ static void write_stdin(struct sup_state *st)
         close_fd(&st->fd[FD_IN]);
 }
 
+/* Kills the tree once its CPU time (all processes, from the cgroup) reaches
+ * the limit. Checks again sooner the closer the tree is to the limit: with
+ * ncpu cores it can burn at most ncpu ms per ms. */
+static void check_cpu(struct sup_state *st, int64_t now)
+{
+    if (!st->s->cg || st->killed || now < st->next_cpu_check)
+        return;
+    struct sbx_cgroup_stats cs;
+    int64_t step = 100;
+    if (sbx_cgroup_stats(st->s->cg, &cs) == 0) {
+        uint64_t used = cs.cpu_ns / 1000000, limit = st->s->limits->cpu_ms;
+        if (used >= limit) {
+            kill_tree(st, SANDBOX_REASON_CPU);
+            return;
+        }
+        step = (int64_t)((limit - used) / (uint64_t)(2 * st->ncpu));
+        step = step < 5 ? 5 : step > 250 ? 250 : step;
+    }
+    st->next_cpu_check = now + step;
+}
+
 static void loop(struct sup_state *st)
 {
     int64_t deadline = st->s->start_ms + st->s->limits->timeout_ms;
@@ -247,7 +274,10 @@ static void loop(struct sup_state *st)
             kill_tree(st, SANDBOX_REASON_TIMEOUT);
             continue;
         }
+        check_cpu(st, now);
         int64_t left = until - now;
+        if (st->s->cg && !st->killed && st->next_cpu_check - now < left)
+            left = st->next_cpu_check > now ? st->next_cpu_check - now : 0;
         int timeout = left > INT_MAX ? INT_MAX : (int)left;
 
         struct pollfd pfd[FD_N];
@@ -295,8 +325,11 @@ static void describe_signal(struct sandbox_result *r, int sig)
         snprintf(r->message, sizeof r->message,
                  "killed by SIGSYS: forbidden system call (foreign ABI, number unknown)");
     } else if (sig == SIGXCPU) {
-        r->reason = SANDBOX_REASON_TIMEOUT;
-        snprintf(r->message, sizeof r->message, "CPU time limit exceeded");
+        r->reason = SANDBOX_REASON_CPU;
+        snprintf(r->message, sizeof r->message, "CPU time limit exceeded (SIGXCPU)");
+    } else if (sig == SIGXFSZ) {
+        r->reason = SANDBOX_REASON_DISK;
+        snprintf(r->message, sizeof r->message, "file size limit exceeded (SIGXFSZ)");
     } else {
         r->reason = SANDBOX_REASON_KILLED;
         snprintf(r->message, sizeof r->message, "killed by signal %d (%s)", sig, strsignal(sig));
@@ -313,6 +346,10 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     st.fd[FD_STATUS] = s->status_fd;
     st.fd[FD_IN] = s->stdin_fd;
     st.fd[FD_NOTIFY] = -1; /* arrives over the status socket */
+    st.ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (st.ncpu < 1)
+        st.ncpu = 1;
+    st.next_cpu_check = s->start_ms;
     if (s->stdin_len == 0)
         close_fd(&st.fd[FD_IN]);
 
@@ -333,6 +370,14 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
                     (uint64_t)ru.ru_stime.tv_sec * 1000 + (uint64_t)ru.ru_stime.tv_usec / 1000;
         r->max_rss_kb = (uint64_t)ru.ru_maxrss;
     }
+    /* The cgroup sees the whole tree, orphans and tmpfs pages included. */
+    struct sbx_cgroup_stats cs = {0, 0, 0};
+    if (s->cg && sbx_cgroup_stats(s->cg, &cs) == 0) {
+        if (cs.cpu_ns / 1000000 > r->cpu_ms)
+            r->cpu_ms = cs.cpu_ns / 1000000;
+        if (cs.memory_peak_bytes / 1024 > r->max_rss_kb)
+            r->max_rss_kb = cs.memory_peak_bytes / 1024;
+    }
 
     if (st.have_error) {
         r->reason = SANDBOX_REASON_SANDBOX_ERROR;
@@ -352,6 +397,10 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
             snprintf(r->message, sizeof r->message, "output exceeded %llu bytes",
                      (unsigned long long)s->limits->output_bytes);
             break;
+        case SANDBOX_REASON_CPU:
+            snprintf(r->message, sizeof r->message, "CPU time of the task's tree reached %u ms",
+                     s->limits->cpu_ms);
+            break;
         case SANDBOX_REASON_SECCOMP:
             if (st.seccomp_known) {
                 r->seccomp_syscall = st.seccomp_nr;
@@ -366,6 +415,18 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
             snprintf(r->message, sizeof r->message, "aborted by the supervisor");
             break;
         }
+        return 0;
+    }
+    if (!st.have_status && cs.oom_kills > 0 && WIFSIGNALED(wstatus) &&
+        WTERMSIG(wstatus) == SIGKILL) {
+        /* Memory the task left behind (tmpfs pages outlive it) can leave its
+         * init nothing to report with: the OOM killer ended it too. */
+        r->reason = SANDBOX_REASON_MEMORY;
+        r->signal = SIGKILL;
+        snprintf(r->message, sizeof r->message,
+                 "memory limit of %llu bytes reached: the OOM killer ended %llu processes, the "
+                 "sandbox's init among them",
+                 (unsigned long long)s->limits->memory_bytes, (unsigned long long)cs.oom_kills);
         return 0;
     }
     if (!st.have_status) {
@@ -385,6 +446,23 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
         r->reason = SANDBOX_REASON_SANDBOX_ERROR;
         snprintf(r->message, sizeof r->message, "unexpected task status 0x%x", st.task_status);
         return -1;
+    }
+    /* A task that failed with a writable mount full ran out of disk. */
+    if (st.full_mount[0] &&
+        (r->reason == SANDBOX_REASON_EXIT_NONZERO || r->reason == SANDBOX_REASON_KILLED)) {
+        r->reason = SANDBOX_REASON_DISK;
+        snprintf(r->message, sizeof r->message, "%s is full (disk limit %llu bytes); %s",
+                 st.full_mount, (unsigned long long)s->limits->disk_bytes,
+                 WIFEXITED(st.task_status) ? "the task exited non-zero" : "the task was killed");
+    }
+    /* The OOM killer acted in the task's cgroup: whatever the task did
+     * next, the memory limit decided the outcome. */
+    if (cs.oom_kills > 0) {
+        r->reason = SANDBOX_REASON_MEMORY;
+        snprintf(r->message, sizeof r->message,
+                 "memory limit of %llu bytes reached: the OOM killer ended %llu process%s",
+                 (unsigned long long)s->limits->memory_bytes, (unsigned long long)cs.oom_kills,
+                 cs.oom_kills == 1 ? "" : "es");
     }
     return 0;
 }

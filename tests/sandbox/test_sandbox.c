@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "sandbox.h"
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -113,6 +114,21 @@ static void run_ok(const char *runtime, const char *code, struct capture *c)
 }
 
 /* Processes (any pid namespace) whose command line contains needle. */
+/* Subdirectories of dir whose name starts with prefix. */
+static int count_entries_with(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
+            strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
 static int count_procs_with(const char *needle)
 {
     DIR *d = opendir("/proc");
@@ -897,7 +913,66 @@ static void test_fork_bomb_bounded(void **state)
     assert_int_equal(waitpid(p, NULL, 0), p);
 }
 
+/* Under a memory cgroup: the whole tree is bounded, the OOM killer acts
+ * and the reason is MEMORY; address space itself is not capped. */
 static void test_memory_bounded(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    struct sandbox_task t = mktask("python3",
+                                   "import mmap\n"
+                                   "m = mmap.mmap(-1, 2 << 30)  # address space is not capped\n"
+                                   "print('reserved', flush=True)\n"
+                                   "b = []\n"
+                                   "for i in range(4096): b.append(bytearray(1 << 20))\n"
+                                   "print('ESCAPED')\n");
+    t.limits.memory_bytes = 256u << 20;
+    struct sandbox_result r;
+    assert_int_equal(sandbox_run(&t, on_output, &c, &r), 0);
+    assert_string_equal(out(&c), "reserved\n");
+    assert_int_equal(r.reason, SANDBOX_REASON_MEMORY);
+    assert_non_null(strstr(r.message, "OOM killer"));
+    /* RSS also counts the interpreter's mapped files, which the cgroup does not. */
+    assert_true(r.max_rss_kb > 200 * 1024 && r.max_rss_kb <= 300 * 1024);
+    capture_free(&c);
+}
+
+/* tmpfs pages are the task's memory too: /work cannot be used to hold
+ * more than the memory limit. */
+static void test_memory_counts_tmpfs(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    struct sandbox_task t = mktask("python3",
+                                   "b = bytearray(40 << 20)\n"
+                                   "for i in range(0, len(b), 4096): b[i] = 1\n"
+                                   "open('/work/f', 'wb').write(b'x' * (60 << 20))\n"
+                                   "print('ESCAPED')\n");
+    t.limits.memory_bytes = 64u << 20;
+    t.limits.disk_bytes = 128u << 20;
+    struct sandbox_result r;
+    int rc = sandbox_run(&t, on_output, &c, &r);
+    if (rc != 0)
+        print_message("sandbox_run: %s\n", r.message);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out(&c), "");
+    assert_int_equal(r.reason, SANDBOX_REASON_MEMORY);
+    capture_free(&c);
+
+    /* Only tmpfs pages, and they outlive the writer: still MEMORY. */
+    t = mktask("sh", "head -c 100000000 /dev/zero > /work/f; echo ESCAPED $?");
+    t.limits.memory_bytes = 64u << 20;
+    t.limits.disk_bytes = 128u << 20;
+    rc = sandbox_run(&t, on_output, &c, &r);
+    if (rc != 0)
+        print_message("sandbox_run: %s\n", r.message);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.reason, SANDBOX_REASON_MEMORY);
+    capture_free(&c);
+}
+
+/* Without cgroups (an explicit choice) memory is an address-space cap. */
+static void test_memory_rlimit_only(void **state)
 {
     (void)state;
     struct capture c = {0};
@@ -908,6 +983,7 @@ static void test_memory_bounded(void **state)
                                    "b = []\n"
                                    "for i in range(4096): b.append(bytearray(1 << 20))\n");
     t.limits.memory_bytes = 256u << 20;
+    t.cgroup = SANDBOX_CGROUP_NONE;
     struct sandbox_result r;
     assert_int_equal(sandbox_run(&t, on_output, &c, &r), 0);
     assert_string_equal(out(&c), "MemoryError\n");
@@ -915,6 +991,48 @@ static void test_memory_bounded(void **state)
     assert_non_null(strstr(err(&c), "MemoryError"));
     assert_true(r.max_rss_kb > 1000 && r.max_rss_kb < 256 * 1024);
     capture_free(&c);
+}
+
+/* CPU time is the tree's: three spinning processes reach 900 ms together
+ * long before any one of them would. */
+static void test_cpu_of_tree(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    struct sandbox_task t = mktask("python3",
+                                   "import os\n"
+                                   "for _ in range(2):\n"
+                                   "    if os.fork() == 0: break\n"
+                                   "while True: pass\n");
+    t.limits.cpu_ms = 900;
+    t.limits.timeout_ms = 20000;
+    struct sandbox_result r;
+    assert_int_equal(sandbox_run(&t, on_output, &c, &r), 0);
+    assert_int_equal(r.reason, SANDBOX_REASON_CPU);
+    assert_true(r.cpu_ms >= 900 && r.cpu_ms < 2000);
+    assert_true(r.wall_ms < 5000);
+    capture_free(&c);
+}
+
+/* Nothing of the task's cgroup is left once sandbox_run returns. */
+static void test_cgroup_removed(void **state)
+{
+    (void)state;
+    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    char msg[256];
+    assert_non_null(h);
+    assert_int_equal(sbx_cgroup_host_init(h, 0, 0, msg, sizeof msg), 0);
+    const char *dir = h->version == 2 ? h->v2_base : h->v1_memory;
+    int before = count_entries_with(dir, h->version == 2 ? "" : "airlock-");
+    struct capture c = {0};
+    struct sandbox_task t = mktask("sh", "sleep 30 & echo started; exec sleep 31");
+    t.limits.timeout_ms = 500;
+    struct sandbox_result r;
+    assert_int_equal(sandbox_run(&t, on_output, &c, &r), 0);
+    assert_int_equal(r.reason, SANDBOX_REASON_TIMEOUT);
+    assert_int_equal(count_entries_with(dir, h->version == 2 ? "" : "airlock-"), before);
+    capture_free(&c);
+    free(h);
 }
 
 static void test_usage_reported(void **state)
@@ -961,6 +1079,13 @@ int main(void)
         fprintf(stderr, "test_sandbox needs root\n");
         return 77;
     }
+    /* What the broker does once at start (cgroup v2: the delegation layout). */
+    char desc[512];
+    if (sandbox_cgroup_setup(SANDBOX_CGROUP_AUTO, desc, sizeof desc) < 0) {
+        fprintf(stderr, "test_sandbox: no usable cgroups: %s\n", desc);
+        return 1;
+    }
+    fprintf(stderr, "test_sandbox: %s\n", desc);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_print),
         cmocka_unit_test(test_sh_exit_code),
@@ -987,6 +1112,10 @@ int main(void)
         cmocka_unit_test(test_seccomp_allows_runtimes),
         cmocka_unit_test(test_fork_bomb_bounded),
         cmocka_unit_test(test_memory_bounded),
+        cmocka_unit_test(test_memory_counts_tmpfs),
+        cmocka_unit_test(test_memory_rlimit_only),
+        cmocka_unit_test(test_cpu_of_tree),
+        cmocka_unit_test(test_cgroup_removed),
         cmocka_unit_test(test_usage_reported),
         cmocka_unit_test(test_repeated_runs_leak_nothing),
     };
