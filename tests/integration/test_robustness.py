@@ -120,6 +120,80 @@ class Robustness(DaemonTestCase):
         self.assertEqual(self.task_cgroup_dirs(started.task_id), [], self.d.logs())
         self.assertFalse(introspect(self.credd, token_id=started.token_id).active)
 
+    # Looks for another task's token: files in /tmp, /work and /dev/shm, a
+    # System V segment, an abstract socket, and every /proc/*/environ.
+    SEARCH = """
+import ctypes, os, socket
+mine = os.environ["AIRLOCK_TOKEN"]
+found = []
+for d in ("/tmp", "/work", "/dev/shm"):
+    for n in os.listdir(d):
+        if n == "main.py":  # this very program
+            continue
+        try:
+            data = open(os.path.join(d, n)).read()
+        except OSError:
+            continue
+        if "eyJ" in data and mine not in data:
+            found.append(d + "/" + n)
+libc = ctypes.CDLL(None)
+if libc.shmget(0x41a1c0de, 4096, 0o600) >= 0:
+    found.append("sysv-shm")
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("\\0airlock-it-planted"); found.append("abstract-socket")
+except OSError:
+    pass
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        for kv in env.split("\\0"):
+            if kv.startswith("AIRLOCK_TOKEN=") and kv != "AIRLOCK_TOKEN=" + mine:
+                found.append("environ of " + pid)
+print("FOUND", sorted(set(found)))
+"""
+
+    def test_concurrent_tasks_cannot_see_each_other(self):
+        # Task A plants its token everywhere it can, then finds it with the
+        # same search run as another process of its own sandbox (the
+        # control), and waits; task B runs the search meanwhile.
+        plant = """
+import ctypes, os, socket, subprocess, sys, time
+tok = os.environ["AIRLOCK_TOKEN"]
+for d in ("/tmp", "/work", "/dev/shm"):
+    open(d + "/planted", "w").write(tok)
+libc = ctypes.CDLL(None)
+shm = libc.shmget(0x41a1c0de, 4096, 0o1000 | 0o666)
+srv = socket.socket(socket.AF_UNIX); srv.bind("\\0airlock-it-planted"); srv.listen()
+env = dict(os.environ, AIRLOCK_TOKEN="other")
+env["PLANTED_BY"] = tok
+r = subprocess.run([sys.executable, "-c", sys.stdin.read()], env=env, capture_output=True,
+                   text=True)
+print(r.stdout.strip(), r.stderr.strip(), flush=True)
+time.sleep(8)
+"""
+        req_a = broker_pb2.ExecuteRequest(runtime="python3", code=plant.encode(),
+                                          stdin=self.SEARCH.encode(), timeout_ms=30_000)
+        call = self.broker.unary_stream(EXECUTE, request_serializer=req_a.__class__.SerializeToString,
+                                        response_deserializer=broker_pb2.ExecuteEvent.FromString)
+        stream_a = call(req_a, timeout=60)
+        self.assertEqual(next(stream_a).WhichOneof("event"), "started")
+        control = next(stream_a)
+        self.assertEqual(control.WhichOneof("event"), "stdout", control)
+        # From its own sandbox, every plant is found (the search works).
+        self.assertIn(b"'/dev/shm/planted', '/tmp/planted', '/work/planted', 'abstract-socket'",
+                      control.stdout)
+        self.assertIn(b"'sysv-shm'", control.stdout)
+        self.assertIn(b"'environ of ", control.stdout)
+        # From a concurrent task's sandbox, nothing is.
+        _, out, err, finished = self.run_task("python3", self.SEARCH)
+        self.assertEqual(finished.reason, broker_pb2.Finished.OK, err)
+        self.assertEqual(out, b"FOUND []\n")
+        stream_a.cancel()
+
 
 if __name__ == "__main__":
     unittest.main()
