@@ -241,21 +241,6 @@ static int spawn_worker(struct task *t)
     return 0;
 }
 
-static void reap_worker_process(struct task *t, int grace_ms);
-
-/* Waits for the worker, killing it if it lingers past grace_ms. A worker
- * that did not report (killed, crashed) may have left its task's cgroup. */
-static void reap_worker(struct task *t, int grace_ms, bool reported)
-{
-    if (t->worker <= 0)
-        return;
-    reap_worker_process(t, grace_ms);
-    char msg[256];
-    if (!reported &&
-        sandbox_cgroup_remove(t->broker->config->cgroup_mode, t->id, msg, sizeof msg) != 0)
-        log_error("task %s: cannot remove its cgroup: %s", t->id, msg);
-}
-
 static void reap_worker_process(struct task *t, int grace_ms)
 {
     int64_t until = monotonic_ms() + grace_ms;
@@ -271,6 +256,19 @@ static void reap_worker_process(struct task *t, int grace_ms)
         usleep(2000);
     }
     t->worker = -1;
+}
+
+/* Waits for the worker, killing it if it lingers past grace_ms. A worker
+ * that did not report (killed, crashed) may have left its task's cgroup. */
+static void reap_worker(struct task *t, int grace_ms, bool reported)
+{
+    if (t->worker <= 0)
+        return;
+    reap_worker_process(t, grace_ms);
+    char msg[256];
+    if (!reported &&
+        sandbox_cgroup_remove(t->broker->config->cgroup_mode, t->id, msg, sizeof msg) != 0)
+        log_error("task %s: cannot remove its cgroup: %s", t->id, msg);
 }
 
 static int send_output(struct task *t, int stream, ProtobufCBinaryData data)

@@ -375,10 +375,26 @@ static char **build_env(const char *const *extra, struct sandbox_result *r)
     return envp;
 }
 
-/* cgroup mode -> sbx_cgroup_host_init's "want" (0 auto, 1, 2). */
-static int cgroup_want(enum sandbox_cgroup_mode mode)
+/* The host's cgroup setup for mode (not NONE): NULL with msg set when it
+ * is unusable. prepare: the broker's one-time setup (see cgroup.h). */
+static struct sbx_cgroup_host *cgroup_host(enum sandbox_cgroup_mode mode, int prepare, char *msg,
+                                           size_t msglen)
 {
-    return mode == SANDBOX_CGROUP_V1 ? 1 : mode == SANDBOX_CGROUP_V2 ? 2 : 0;
+    if (mode != SANDBOX_CGROUP_AUTO && mode != SANDBOX_CGROUP_V1 && mode != SANDBOX_CGROUP_V2) {
+        snprintf(msg, msglen, "unknown cgroup mode %d", (int)mode);
+        return NULL;
+    }
+    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
+    }
+    int want = mode == SANDBOX_CGROUP_V1 ? 1 : mode == SANDBOX_CGROUP_V2 ? 2 : 0;
+    if (sbx_cgroup_host_init(h, want, prepare, msg, msglen) != 0) {
+        free(h);
+        return NULL;
+    }
+    return h;
 }
 
 int sandbox_cgroup_setup(enum sandbox_cgroup_mode mode, char *desc, size_t desclen)
@@ -388,39 +404,30 @@ int sandbox_cgroup_setup(enum sandbox_cgroup_mode mode, char *desc, size_t descl
                                 "per process and CPU time is counted per process");
         return 0;
     }
-    if (mode != SANDBOX_CGROUP_AUTO && mode != SANDBOX_CGROUP_V1 && mode != SANDBOX_CGROUP_V2) {
-        snprintf(desc, desclen, "unknown cgroup mode %d", (int)mode);
+    struct sbx_cgroup_host *h = cgroup_host(mode, 1, desc, desclen);
+    if (!h)
         return -1;
-    }
-    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
-    if (!h) {
-        snprintf(desc, desclen, "out of memory");
-        return -1;
-    }
-    int rc = sbx_cgroup_host_init(h, cgroup_want(mode), 1, desc, desclen);
-    if (rc == 0) {
-        snprintf(desc, desclen, "%s", h->desc);
-        rc = h->version;
-    }
+    snprintf(desc, desclen, "%s", h->desc);
+    int version = h->version;
     free(h);
-    return rc;
+    return version;
 }
 
 int sandbox_cgroup_remove(enum sandbox_cgroup_mode mode, const char *id, char *msg, size_t msglen)
 {
     if (mode == SANDBOX_CGROUP_NONE)
         return 0;
-    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
+    struct sbx_cgroup_host *h = cgroup_host(mode, 0, msg, msglen);
+    if (!h)
+        return -1;
     struct sbx_cgroup *cg = calloc(1, sizeof *cg);
     int rc = -1;
-    if (!h || !cg)
+    if (!cg)
         snprintf(msg, msglen, "out of memory");
-    else if (sbx_cgroup_host_init(h, cgroup_want(mode), 0, msg, msglen) == 0) {
-        if (sbx_cgroup_open(h, id, cg, msg, msglen) != 0)
-            rc = errno == ENOENT ? 0 : -1;
-        else
-            rc = sbx_cgroup_destroy(cg, msg, msglen);
-    }
+    else if (sbx_cgroup_open(h, id, cg, msg, msglen) != 0)
+        rc = errno == ENOENT ? 0 : -1;
+    else
+        rc = sbx_cgroup_destroy(cg, msg, msglen);
     free(h);
     free(cg);
     return rc;
@@ -434,16 +441,14 @@ static int cgroup_begin(enum sandbox_cgroup_mode mode, const char *id,
     *out = NULL;
     if (mode == SANDBOX_CGROUP_NONE)
         return 0;
-    struct sbx_cgroup_host *h = calloc(1, sizeof *h);
-    struct sbx_cgroup *cg = calloc(1, sizeof *cg);
     char msg[200], name[RANDOM_ID_LEN];
+    struct sbx_cgroup_host *h = cgroup_host(mode, 0, msg, sizeof msg);
+    if (!h)
+        return fail(r, "cgroups: %s", msg);
+    struct sbx_cgroup *cg = calloc(1, sizeof *cg);
     int rc = -1;
-    if (!h || !cg) {
+    if (!cg) {
         fail(r, "%s", "out of memory");
-    } else if (mode > SANDBOX_CGROUP_V2) {
-        fail(r, "%s", "unknown cgroup mode");
-    } else if (sbx_cgroup_host_init(h, cgroup_want(mode), 0, msg, sizeof msg) != 0) {
-        fail(r, "cgroups: %s", msg);
     } else {
         if (!id)
             random_id(name);

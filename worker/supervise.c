@@ -336,6 +336,16 @@ static void describe_signal(struct sandbox_result *r, int sig)
     }
 }
 
+/* The OOM killer acted in the task's cgroup: reason MEMORY. */
+static void memory_result(struct sandbox_result *r, uint64_t limit, uint64_t kills,
+                          const char *more)
+{
+    r->reason = SANDBOX_REASON_MEMORY;
+    snprintf(r->message, sizeof r->message,
+             "memory limit of %llu bytes reached: the OOM killer ended %llu process%s%s",
+             (unsigned long long)limit, (unsigned long long)kills, kills == 1 ? "" : "es", more);
+}
+
 int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
 {
     struct sup_state st;
@@ -421,12 +431,8 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
         WTERMSIG(wstatus) == SIGKILL) {
         /* Memory the task left behind (tmpfs pages outlive it) can leave its
          * init nothing to report with: the OOM killer ended it too. */
-        r->reason = SANDBOX_REASON_MEMORY;
+        memory_result(r, s->limits->memory_bytes, cs.oom_kills, ", the sandbox's init among them");
         r->signal = SIGKILL;
-        snprintf(r->message, sizeof r->message,
-                 "memory limit of %llu bytes reached: the OOM killer ended %llu processes, the "
-                 "sandbox's init among them",
-                 (unsigned long long)s->limits->memory_bytes, (unsigned long long)cs.oom_kills);
         return 0;
     }
     if (!st.have_status) {
@@ -457,12 +463,7 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     }
     /* The OOM killer acted in the task's cgroup: whatever the task did
      * next, the memory limit decided the outcome. */
-    if (cs.oom_kills > 0) {
-        r->reason = SANDBOX_REASON_MEMORY;
-        snprintf(r->message, sizeof r->message,
-                 "memory limit of %llu bytes reached: the OOM killer ended %llu process%s",
-                 (unsigned long long)s->limits->memory_bytes, (unsigned long long)cs.oom_kills,
-                 cs.oom_kills == 1 ? "" : "es");
-    }
+    if (cs.oom_kills > 0)
+        memory_result(r, s->limits->memory_bytes, cs.oom_kills, "");
     return 0;
 }
