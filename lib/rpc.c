@@ -1,7 +1,8 @@
 /*
  * rpc.c - gRPC C core glue: a thread-per-call server for registered unary and
- * server-streaming methods, Unix listeners that record SO_PEERCRED, the
- * health service, and blocking client calls. See rpc.h for the contract.
+ * server-streaming methods, Unix listeners that record SO_PEERCRED, TLS
+ * listeners whose callers are verified per call (lib/tls.c), the health
+ * service, and blocking client calls. See rpc.h for the contract.
  *
  * Server shape (gRPC 1.51): one "next" completion queue receives new-call
  * notifications; each pending request owns a pluck queue that becomes the
@@ -31,6 +32,7 @@
 #include <grpc/support/time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "util.h"
 
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define MAX_LISTENERS 4
@@ -182,6 +184,7 @@ struct rpc_server {
     bool acceptor_running;
 
     struct peer_table peers;
+    struct tls_server *tls; /* of the TLS listeners, if any; not owned */
 
     pthread_mutex_t lock;
     pthread_cond_t idle;
@@ -310,28 +313,41 @@ static void peer_table_set(struct peer_table *t, int fd, const struct rpc_peer *
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Fills peer from the call's "fd:N" peer string. */
-static void peer_lookup(struct rpc_server *s, grpc_call *call, struct rpc_peer *peer)
+/* Fills peer for a new call. Connections we accepted on a Unix socket show
+ * as "fd:N" (their credentials are in the table); every other connection
+ * came through a TLS listener ("ipv4:…", "ipv6:…") and has its certificate
+ * verified here, so no TLS call reaches a handler unverified. */
+static void peer_identify(struct rpc_server *s, grpc_call *call, struct rpc_peer *peer)
 {
     memset(peer, 0, sizeof *peer);
     char *name = grpc_call_get_peer(call);
     if (!name)
         return;
+    bool unix_fd = strncmp(name, "fd:", 3) == 0;
     char *end = NULL;
     long fd = -1;
-    if (strncmp(name, "fd:", 3) == 0) {
+    if (unix_fd) {
         errno = 0;
         fd = strtol(name + 3, &end, 10);
         if (errno || end == name + 3 || *end != '\0')
             fd = -1;
     }
     gpr_free(name);
-    if (fd < 0)
+    if (unix_fd) {
+        pthread_mutex_lock(&s->peers.lock);
+        if (fd >= 0 && (size_t)fd < s->peers.cap)
+            *peer = s->peers.by_fd[fd];
+        pthread_mutex_unlock(&s->peers.lock);
         return;
-    pthread_mutex_lock(&s->peers.lock);
-    if ((size_t)fd < s->peers.cap)
-        *peer = s->peers.by_fd[fd];
-    pthread_mutex_unlock(&s->peers.lock);
+    }
+    if (!s->tls) {
+        snprintf(peer->auth_error, sizeof peer->auth_error, "connection from an unknown transport");
+        return;
+    }
+    peer->transport = RPC_TRANSPORT_TLS;
+    peer->authenticated = tls_server_verify_call(s->tls, call, peer->spiffe_id,
+                                                 sizeof peer->spiffe_id, peer->auth_error,
+                                                 sizeof peer->auth_error) == 0;
 }
 
 static void *acceptor_main(void *arg)
@@ -370,6 +386,7 @@ static void *acceptor_main(void *arg)
                 close(fd);
                 continue;
             }
+            peer.transport = RPC_TRANSPORT_UNIX;
             peer.has_ucred = true;
             peer.pid = cred.pid;
             peer.uid = cred.uid;
@@ -382,6 +399,27 @@ static void *acceptor_main(void *arg)
             grpc_server_add_channel_from_fd(s->server, fd, s->fd_creds);
         }
     }
+}
+
+int rpc_server_listen_tls(struct rpc_server *s, const char *host_port, struct tls_server *tls)
+{
+    if (s->started || !tls || (s->tls && s->tls != tls)) {
+        errno = EINVAL;
+        return -1;
+    }
+    grpc_server_credentials *creds = tls_server_credentials(tls);
+    if (!creds) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int port = grpc_server_add_http2_port(s->server, host_port, creds);
+    grpc_server_credentials_release(creds);
+    if (port <= 0) {
+        errno = EADDRINUSE;
+        return -1;
+    }
+    s->tls = tls;
+    return port;
 }
 
 int rpc_server_start(struct rpc_server *s)
@@ -530,7 +568,7 @@ static void serve_call(struct pending *p)
     struct rpc_server *s = p->server;
     const struct rpc_method *m = p->method;
     struct rpc_call c = {.p = p, .code = GRPC_STATUS_OK};
-    peer_lookup(s, p->call, &c.peer);
+    peer_identify(s, p->call, &c.peer);
 
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &c.cancelled;
@@ -723,6 +761,26 @@ struct rpc_channel *rpc_channel_new(const char *target)
     ch->channel = grpc_channel_create(target, creds, NULL);
     grpc_channel_credentials_release(creds);
     if (!ch->channel) {
+        free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+struct rpc_channel *rpc_channel_new_tls(const char *target, const struct tls_files *files,
+                                        const char *expected_server_id, const char *trust_domain,
+                                        char *err, size_t errlen)
+{
+    grpc_channel_credentials *creds =
+        tls_client_credentials(files, expected_server_id, trust_domain, err, errlen);
+    if (!creds)
+        return NULL;
+    struct rpc_channel *ch = calloc(1, sizeof *ch);
+    if (ch)
+        ch->channel = grpc_channel_create(target, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    if (!ch || !ch->channel) {
+        err_set(err, errlen, "cannot create a channel to %s", target);
         free(ch);
         return NULL;
     }

@@ -2,9 +2,10 @@
  * rpc.h - the gRPC C core glue shared by credd, the broker, the worker and
  * the CLI: a thread-per-call server with registered unary and
  * server-streaming methods, Unix-socket listeners that know their peers'
- * credentials, grpc.health.v1.Health/Check, and blocking client calls with
- * deadlines. Messages are protobuf-c; framing to grpc_byte_buffer lives here
- * and nowhere else.
+ * credentials, TCP listeners with SPIFFE mutual TLS (lib/tls.h),
+ * grpc.health.v1.Health/Check, and blocking client calls with deadlines.
+ * Messages are protobuf-c; framing to grpc_byte_buffer lives here and
+ * nowhere else.
  */
 #ifndef AIRLOCK_RPC_H
 #define AIRLOCK_RPC_H
@@ -16,6 +17,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "tls.h"
+
 #define RPC_STATUS_MESSAGE_MAX 512
 
 /* A gRPC status with its message. */
@@ -24,13 +27,28 @@ struct rpc_status {
     char message[RPC_STATUS_MESSAGE_MAX];
 };
 
-/* Who is on the other end of a server call. */
+enum rpc_transport {
+    RPC_TRANSPORT_UNKNOWN, /* neither: trust nothing (e.g. the Unix peer table was full) */
+    RPC_TRANSPORT_UNIX,    /* an rpc_server_listen_unix socket */
+    RPC_TRANSPORT_TLS,     /* an rpc_server_listen_tls port */
+};
+
+/* Who is on the other end of a server call. Filled before the handler runs.
+ * Unix socket: has_ucred and the SO_PEERCRED fields; authenticated is false.
+ * TLS: the caller's certificate has been through tls_server_verify_call;
+ * authenticated says whether it passed, with its SPIFFE ID in spiffe_id, or
+ * the reason in auth_error. A handler that needs a TLS caller's identity
+ * must refuse an unauthenticated one with UNAUTHENTICATED and auth_error. */
 struct rpc_peer {
+    enum rpc_transport transport;
     bool has_ucred;  /* connection came through an rpc_server_listen_unix socket */
     pid_t pid;       /* SO_PEERCRED at accept time */
     uid_t uid;
     gid_t gid;
     char exe[4096];  /* /proc/PID/exe at accept time, "" if unreadable */
+    bool authenticated;                 /* TLS only: the SVID was verified */
+    char spiffe_id[TLS_SPIFFE_ID_MAX];  /* TLS only: "" unless authenticated */
+    char auth_error[256];               /* TLS only: why not authenticated */
 };
 
 /* ------------------------------------------------------------------ server */
@@ -67,6 +85,16 @@ struct rpc_server *rpc_server_new(const struct rpc_method *methods, size_t nmeth
  * peer's SO_PEERCRED. Call before rpc_server_start. 0 or -1 (errno). */
 int rpc_server_listen_unix(struct rpc_server *s, const char *path);
 
+/* Binds a TCP address ("127.0.0.1:0", "[::]:8443", "0.0.0.0:8443") with
+ * mutual TLS from tls (never plaintext). Every call on it is verified with
+ * tls_server_verify_call before its handler runs (see struct rpc_peer).
+ * One tls_server per rpc_server (more ports may share it); it must outlive
+ * the server. Port reuse is off, so a port another server holds fails.
+ * Call before rpc_server_start. Returns the bound port, or -1 with errno
+ * (EINVAL: started already, or another tls_server; EADDRINUSE: gRPC could
+ * not bind, which it does not explain: a busy port or a bad address). */
+int rpc_server_listen_tls(struct rpc_server *s, const char *host_port, struct tls_server *tls);
+
 /* Starts serving. 0 or -1. */
 int rpc_server_start(struct rpc_server *s);
 
@@ -94,6 +122,18 @@ struct rpc_channel;
 
 /* target: "unix:/path" or "unix:///path" (insecure local transport). */
 struct rpc_channel *rpc_channel_new(const char *target);
+
+/* A channel with mutual TLS: target is "host:port", "dns:host:port",
+ * "ipv4:1.2.3.4:port" or "ipv6:[::1]:port"; files, expected_server_id and
+ * trust_domain as for tls_client_credentials (lib/tls.h): the server must
+ * present a certificate chained to files->bundle whose SPIFFE ID is
+ * expected_server_id, or any ID in trust_domain when that is NULL. A server
+ * that fails this makes calls fail UNAVAILABLE with the reason in the status
+ * message. The connection is made at the first call. NULL with err. */
+struct rpc_channel *rpc_channel_new_tls(const char *target, const struct tls_files *files,
+                                        const char *expected_server_id, const char *trust_domain,
+                                        char *err, size_t errlen);
+
 void rpc_channel_free(struct rpc_channel *ch);
 
 /* One unary call. On GRPC_STATUS_OK *response is set (free it with
