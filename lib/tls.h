@@ -73,7 +73,10 @@ grpc_server_credentials *tls_server_credentials(struct tls_server *ts);
  * an UNAUTHENTICATED status and the audit log ("no client certificate",
  * "client certificate expired at 2026-01-01T00:00:00Z", "client certificate
  * is not signed by the trust bundle (…)", "client certificate has 2 URI SANs;
- * an X.509-SVID has exactly one", …). idlen should be TLS_SPIFFE_ID_MAX. */
+ * an X.509-SVID has exactly one", …). idlen should be TLS_SPIFFE_ID_MAX.
+ * A chain that passed is remembered (up to 64 of them) until a reload or the
+ * end of its validity, so later calls on a connection cost a SHA-256 instead
+ * of ~0.3-0.5 ms of OpenSSL. */
 int tls_server_verify_call(struct tls_server *ts, grpc_call *call, char *spiffe_id, size_t idlen,
                            char *why, size_t whylen);
 
