@@ -87,7 +87,7 @@ void tls_server_free(struct tls_server *ts);
 
 /* Client credentials for mutual TLS. files->cert and files->key are our SVID
  * and key, sent as the client certificate; both may be NULL to send none
- * (only for tests and tools: our servers refuse every call without one).
+ * (only for tests and tools: our servers answer Health/Check, nothing else).
  * files->bundle is required. The server's chain is verified by gRPC against
  * the bundle (expiry included); then its leaf must carry exactly one URI SAN,
  * a valid SPIFFE ID equal to expected_server_id when that is non-NULL, else
