@@ -73,7 +73,10 @@ grpc_server_credentials *tls_server_credentials(struct tls_server *ts);
  * an UNAUTHENTICATED status and the audit log ("no client certificate",
  * "client certificate expired at 2026-01-01T00:00:00Z", "client certificate
  * is not signed by the trust bundle (…)", "client certificate has 2 URI SANs;
- * an X.509-SVID has exactly one", …). idlen should be TLS_SPIFFE_ID_MAX. */
+ * an X.509-SVID has exactly one", …). idlen should be TLS_SPIFFE_ID_MAX.
+ * A chain that passed is remembered (up to 64 of them) until a reload or the
+ * end of its validity, so later calls on a connection cost a SHA-256 instead
+ * of ~0.3-0.5 ms of OpenSSL. */
 int tls_server_verify_call(struct tls_server *ts, grpc_call *call, char *spiffe_id, size_t idlen,
                            char *why, size_t whylen);
 
@@ -84,7 +87,7 @@ void tls_server_free(struct tls_server *ts);
 
 /* Client credentials for mutual TLS. files->cert and files->key are our SVID
  * and key, sent as the client certificate; both may be NULL to send none
- * (only for tests and tools: our servers refuse every call without one).
+ * (only for tests and tools: our servers answer Health/Check, nothing else).
  * files->bundle is required. The server's chain is verified by gRPC against
  * the bundle (expiry included); then its leaf must carry exactly one URI SAN,
  * a valid SPIFFE ID equal to expected_server_id when that is non-NULL, else
