@@ -10,7 +10,7 @@ PACKAGES=(
     gcc libc6-dev make cmake pkg-config
     # libraries and code generators
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler grpc-proto
-    libsodium-dev libseccomp-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev libssl-dev
+    libsodium-dev libseccomp-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev libssl-dev libyaml-dev
     # runtimes offered to tasks, and the Python test client
     python3 python3-grpcio python3-protobuf python3-jwt python3-cryptography python3-nacl
     # scripts and tests (openssl: the dev CA script)
