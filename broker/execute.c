@@ -1,7 +1,8 @@
 /*
  * execute.c - airlock.v1.Broker/Execute.
  *
- *   caller ─▶ identify (SO_PEERCRED → SPIFFE ID) ─▶ validate ─▶ credd Mint
+ *   caller ─▶ identify (mTLS SVID, or SO_PEERCRED → SPIFFE ID) ─▶ validate
+ *          ─▶ policy (deny by default) ─▶ per-identity concurrency ─▶ credd Mint
  *          ─▶ posix_spawn airlock-worker, Task over a socketpair ─▶ Started
  *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke backstop ─▶ Finished
  *
@@ -26,6 +27,8 @@
 #include "airlock/v1/broker.pb-c.h"
 #include "airlock/v1/credentials.pb-c.h"
 #include "frame.h"
+#include "inflight.h"
+#include "policy.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -45,7 +48,7 @@ struct task {
     struct broker *broker;
     struct rpc_call *call;
     char id[RANDOM_ID_LEN];
-    char subject[128];
+    char subject[2048];
     char code_sha256[SHA256_HEX_LEN];
     Airlock__V1__MintResponse *token;
     pid_t worker;
@@ -82,22 +85,9 @@ static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__Execu
     return GRPC_STATUS_OK;
 }
 
-/* One requested limit: 0 takes the default, more than the cap is refused. */
-static grpc_status_code pick(struct rpc_call *call, const char *name, uint64_t asked,
-                             uint64_t dflt, uint64_t cap, uint64_t *out)
-{
-    if (asked > cap)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "limits.%s %llu exceeds the broker's limit %llu", name,
-                             (unsigned long long)asked, (unsigned long long)cap);
-    *out = asked ? asked : dflt;
-    return GRPC_STATUS_OK;
-}
-
-/* The task's effective limits from the request and the broker's caps. */
-static grpc_status_code effective_limits(struct rpc_call *call, const struct broker_config *cfg,
-                                         const Airlock__V1__ExecuteRequest *req,
-                                         Airlock__V1__Limits *out)
+/* The request as policy sees it. */
+static grpc_status_code policy_request_of(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req,
+                                          struct policy_request *out)
 {
     static const Airlock__V1__Limits none = AIRLOCK__V1__LIMITS__INIT;
     const Airlock__V1__Limits *l = req->limits ? req->limits : &none;
@@ -105,50 +95,64 @@ static grpc_status_code effective_limits(struct rpc_call *call, const struct bro
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                              "timeout_ms %u and limits.timeout_ms %u disagree", req->timeout_ms,
                              l->timeout_ms);
-    uint64_t timeout = 0, memory = 0, pids = 0, output = 0, cpu = 0, disk = 0, files = 0;
-    grpc_status_code rc;
-    if ((rc = pick(call, "timeout_ms", req->timeout_ms ? req->timeout_ms : l->timeout_ms,
-                   cfg->default_timeout_ms, cfg->max_timeout_ms, &timeout)) ||
-        (rc = pick(call, "memory_bytes", l->memory_bytes, cfg->memory_bytes, cfg->memory_bytes,
-                   &memory)) ||
-        (rc = pick(call, "max_pids", l->max_pids, cfg->max_pids, cfg->max_pids, &pids)) ||
-        (rc = pick(call, "output_bytes", l->output_bytes, cfg->output_bytes, cfg->output_bytes,
-                   &output)) ||
-        (rc = pick(call, "cpu_ms", l->cpu_ms, cfg->cpu_ms, cfg->cpu_ms, &cpu)) ||
-        (rc = pick(call, "disk_bytes", l->disk_bytes, cfg->disk_bytes, cfg->disk_bytes, &disk)) ||
-        (rc = pick(call, "open_files", l->open_files, cfg->open_files, cfg->open_files, &files)))
-        return rc;
-    if (memory < MIN_MEMORY_BYTES || disk < MIN_DISK_BYTES || files < MIN_OPEN_FILES)
+    *out = (struct policy_request){
+        .runtime = req->runtime,
+        .asked = {.timeout_ms = req->timeout_ms ? req->timeout_ms : l->timeout_ms,
+                  .memory_bytes = l->memory_bytes,
+                  .cpu_ms = l->cpu_ms,
+                  .max_pids = l->max_pids,
+                  .output_bytes = l->output_bytes,
+                  .disk_bytes = l->disk_bytes,
+                  .open_files = l->open_files},
+        .scopes = req->scopes,
+        .n_scopes = req->n_scopes,
+        .audience = req->audience,
+        .n_audience = req->n_audience,
+    };
+    return GRPC_STATUS_OK;
+}
+
+/* The task's limits from policy's decision, checked against what a runtime
+ * needs to start at all. */
+static grpc_status_code effective_limits(struct rpc_call *call, const struct policy_limits *l,
+                                         size_t code_len, Airlock__V1__Limits *out)
+{
+    if (l->memory_bytes < MIN_MEMORY_BYTES || l->disk_bytes < MIN_DISK_BYTES ||
+        l->open_files < MIN_OPEN_FILES)
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                              "limits too small to start a runtime: memory_bytes >= %u, "
                              "disk_bytes >= %u, open_files >= %u",
                              MIN_MEMORY_BYTES, MIN_DISK_BYTES, MIN_OPEN_FILES);
-    if (disk < req->code.len)
+    if (l->disk_bytes < code_len)
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                              "limits.disk_bytes %llu cannot hold the %zu bytes of code",
-                             (unsigned long long)disk, req->code.len);
+                             (unsigned long long)l->disk_bytes, code_len);
     airlock__v1__limits__init(out);
-    out->timeout_ms = (uint32_t)timeout;
-    out->memory_bytes = memory;
-    out->max_pids = (uint32_t)pids;
-    out->output_bytes = output;
-    out->cpu_ms = (uint32_t)cpu;
-    out->disk_bytes = disk;
-    out->open_files = (uint32_t)files;
+    out->timeout_ms = l->timeout_ms;
+    out->memory_bytes = l->memory_bytes;
+    out->max_pids = l->max_pids;
+    out->output_bytes = l->output_bytes;
+    out->cpu_ms = l->cpu_ms;
+    out->disk_bytes = l->disk_bytes;
+    out->open_files = l->open_files;
     return GRPC_STATUS_OK;
 }
 
-static grpc_status_code mint(struct task *t, const Airlock__V1__ExecuteRequest *req, uint32_t timeout_ms)
+/* Mints the task's token: exactly the scopes and audiences policy granted,
+ * alive for the task's timeout plus skew, never beyond the rule's cap. */
+static grpc_status_code mint(struct task *t, const struct policy_decision *d, uint32_t timeout_ms)
 {
     const struct broker_config *cfg = t->broker->config;
     Airlock__V1__MintRequest mr = AIRLOCK__V1__MINT_REQUEST__INIT;
     mr.subject = t->subject;
-    mr.audience = req->audience;
-    mr.n_audience = req->n_audience;
-    mr.scopes = req->scopes;
-    mr.n_scopes = req->n_scopes;
+    mr.audience = (char **)d->audience;
+    mr.n_audience = d->n_audience;
+    mr.scopes = (char **)d->scopes;
+    mr.n_scopes = d->n_scopes;
     mr.task_id = t->id;
     mr.ttl_seconds = (timeout_ms + 999) / 1000 + cfg->token_skew_s;
+    if (d->max_token_ttl_s && mr.ttl_seconds > d->max_token_ttl_s)
+        mr.ttl_seconds = d->max_token_ttl_s;
     mr.code_sha256 = t->code_sha256;
     struct rpc_status st;
     ProtobufCMessage *resp = NULL;
@@ -345,7 +349,7 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
 }
 
 static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteRequest *req,
-                                 Airlock__V1__Limits *limits)
+                                 Airlock__V1__Limits *limits, const struct policy_decision *d)
 {
     uint32_t timeout_ms = limits->timeout_ms;
     const struct broker_config *cfg = t->broker->config;
@@ -369,6 +373,15 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     task.token = t->token->token;
     task.token_id = t->token->token_id;
     task.credd_address = (char *)cfg->credd_address;
+    Airlock__Internal__V1__CreddTls credd_tls = AIRLOCK__INTERNAL__V1__CREDD_TLS__INIT;
+    if (cfg->credd_tls.cert) {
+        credd_tls.cert = (char *)cfg->credd_tls.cert;
+        credd_tls.key = (char *)cfg->credd_tls.key;
+        credd_tls.bundle = (char *)cfg->credd_tls.bundle;
+        credd_tls.spiffe_id = (char *)(cfg->credd_tls.spiffe_id ? cfg->credd_tls.spiffe_id : "");
+        credd_tls.trust_domain = (char *)cfg->credd_tls.trust_domain;
+        task.credd_tls = &credd_tls;
+    }
     if (frame_write(t->sock, &task.base) != 0)
         return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot hand the task to a worker: %s",
                              strerror(errno));
@@ -380,6 +393,16 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     started.subject = t->subject;
     started.limits = limits;
     started.client_request_id = req->client_request_id;
+    Airlock__V1__PolicyDecision decision = AIRLOCK__V1__POLICY_DECISION__INIT;
+    decision.rule = (char *)d->rule_name;
+    decision.pattern = (char *)d->rule_pattern;
+    decision.reason = (char *)d->reason;
+    decision.scopes = (char **)d->scopes;
+    decision.n_scopes = d->n_scopes;
+    decision.audience = (char **)d->audience;
+    decision.n_audience = d->n_audience;
+    decision.max_token_ttl_s = d->max_token_ttl_s;
+    started.policy = &decision;
     Airlock__V1__ExecuteEvent ev = AIRLOCK__V1__EXECUTE_EVENT__INIT;
     ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_STARTED;
     ev.started = &started;
@@ -431,39 +454,85 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     return GRPC_STATUS_OK;
 }
 
+/* The caller's SPIFFE ID, or UNAUTHENTICATED (logged). */
+static grpc_status_code identify(struct task *t)
+{
+    const struct rpc_peer *peer = rpc_call_peer(t->call);
+    int rc = -1;
+    if (peer->transport == RPC_TRANSPORT_TLS && peer->authenticated)
+        rc = snprintf(t->subject, sizeof t->subject, "%s", peer->spiffe_id) < (int)sizeof t->subject
+                 ? 0 : -1;
+    else if (peer->transport == RPC_TRANSPORT_UNIX)
+        rc = policy_unix_identity(t->broker->policy, peer->uid, peer->gid, peer->exe, t->subject,
+                                  sizeof t->subject);
+    if (rc == 0)
+        return GRPC_STATUS_OK;
+    const char *why = peer->transport == RPC_TRANSPORT_TLS && peer->auth_error[0]
+                          ? peer->auth_error
+                          : "caller has no workload identity";
+    log_warn("authn denied: %s", why);
+    return rpc_call_fail(t->call, GRPC_STATUS_UNAUTHENTICATED, "%s", why);
+}
+
+/* Runs an allowed request within its identity's concurrency cap. */
+static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__ExecuteRequest *req,
+                                      const struct policy_decision *d)
+{
+    Airlock__V1__Limits limits;
+    grpc_status_code rc = effective_limits(t->call, &d->limits, req->code.len, &limits);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    uint32_t running = 0;
+    if (inflight_acquire(t->broker->inflight, t->subject, d->max_concurrent, &running) != 0) {
+        log_warn("busy: sub=%s has %u tasks running (rule %s allows %u)", t->subject, running,
+                 d->rule_name, d->max_concurrent);
+        if (running)
+            return rpc_call_fail(t->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "%s already has %u tasks running; rule \"%s\" allows %u at once",
+                                 t->subject, running, d->rule_name, d->max_concurrent);
+        return rpc_call_fail(t->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "broker busy");
+    }
+    random_id(t->id);
+    sha256_hex(req->code.data, req->code.len, t->code_sha256);
+    if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
+        rc = run_task(t, req, &limits, d);
+        if (rc != GRPC_STATUS_OK) {
+            /* Failed before Finished went out: make sure nothing is left behind. */
+            if (t->worker > 0)
+                kill(t->worker, SIGKILL);
+            reap_worker(t, 2000, false);
+            revoke_token(t);
+        }
+        if (t->sock >= 0)
+            close(t->sock);
+        protobuf_c_message_free_unpacked(&t->token->base, NULL);
+    }
+    inflight_release(t->broker->inflight, t->subject);
+    return rc;
+}
+
 grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
 {
     struct broker *b = ctx;
-    const struct broker_config *cfg = b->config;
     const Airlock__V1__ExecuteRequest *req = (const void *)request;
     struct task t = {.broker = b, .call = call, .worker = -1, .sock = -1};
 
-    const struct rpc_peer *peer = rpc_call_peer(call);
-    if (!peer->has_ucred)
-        return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "caller has no workload identity");
-    snprintf(t.subject, sizeof t.subject, "spiffe://%s/uid/%u", cfg->trust_domain, (unsigned)peer->uid);
-
-    grpc_status_code rc = validate(call, req);
+    grpc_status_code rc = identify(&t);
     if (rc != GRPC_STATUS_OK)
         return rc;
-    Airlock__V1__Limits limits;
-    if ((rc = effective_limits(call, cfg, req, &limits)) != GRPC_STATUS_OK)
+    struct policy_request preq;
+    if ((rc = validate(call, req)) != GRPC_STATUS_OK ||
+        (rc = policy_request_of(call, req, &preq)) != GRPC_STATUS_OK)
         return rc;
-    random_id(t.id);
-    sha256_hex(req->code.data, req->code.len, t.code_sha256);
-
-    if ((rc = mint(&t, req, limits.timeout_ms)) != GRPC_STATUS_OK)
-        return rc;
-    rc = run_task(&t, req, &limits);
-    if (rc != GRPC_STATUS_OK) {
-        /* Failed before Finished went out: make sure nothing is left behind. */
-        if (t.worker > 0)
-            kill(t.worker, SIGKILL);
-        reap_worker(&t, 2000, false);
-        revoke_token(&t);
-    }
-    if (t.sock >= 0)
-        close(t.sock);
-    protobuf_c_message_free_unpacked(&t.token->base, NULL);
+    struct policy_decision d;
+    if (policy_decide(b->policy, t.subject, &preq, &d) != 0)
+        return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    log_info("policy %s: sub=%s runtime=%s rule=%s: %s", d.allowed ? "allow" : "deny", t.subject,
+             req->runtime, d.rule_name ? d.rule_name : "-", d.reason);
+    if (d.allowed)
+        rc = admit_and_run(&t, req, &d);
+    else
+        rc = rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "%s", d.reason);
+    policy_decision_free(&d);
     return rc;
 }

@@ -10,13 +10,25 @@
 
 #include "rpc.h"
 
+struct policy;
+struct inflight;
+
+/* How a worker reaches a TCP credd (all NULL for a Unix one). */
+struct broker_credd_tls {
+    const char *cert, *key, *bundle;
+    const char *spiffe_id; /* NULL: any in trust_domain */
+    const char *trust_domain;
+};
+
 struct broker_config {
     const char *trust_domain;
     const char *credd_address;
+    struct broker_credd_tls credd_tls;
     char worker_exe[4096];
     uint32_t default_timeout_ms;
     uint32_t max_timeout_ms;
-    /* Each of these is both a task's default and the most it may ask for. */
+    /* The machine's caps: the most any policy rule may grant; a rule that
+     * names no limit grants these. */
     uint64_t memory_bytes;
     uint32_t max_pids;
     uint64_t output_bytes;
@@ -29,6 +41,8 @@ struct broker_config {
 
 struct broker {
     const struct broker_config *config;
+    const struct policy *policy;
+    struct inflight *inflight;   /* tasks per identity, for policy's max_concurrent */
     struct rpc_channel *credd;
 };
 

@@ -1,7 +1,8 @@
 /*
- * main.c - airlock-broker: flags, the credd channel and the server's
- * lifetime. The broker is multi-threaded: it never forks, it posix_spawns
- * workers (see execute.c).
+ * main.c - airlock-broker: settings (defaults < config file < flags), the
+ * policy, listeners (Unix socket with peer credentials, TCP with mutual TLS),
+ * the credd channel and the server's lifetime. The broker is multi-threaded:
+ * it never forks, it posix_spawns workers (see execute.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,31 +14,78 @@
 #include <unistd.h>
 
 #include "airlock/v1/broker.pb-c.h"
+#include "config.h"
 #include "daemon.h"
 #include "execute.h"
+#include "inflight.h"
+#include "policy.h"
 #include "sandbox.h"
+#include "tls.h"
 #include "util.h"
 
 static const char usage[] =
-    "usage: airlock-broker --socket PATH --credd ADDR --state-dir DIR [options]\n"
-    "  --socket PATH          Unix socket to listen on\n"
-    "  --credd ADDR           credd address, e.g. unix:/run/airlock/credd.sock\n"
+    "usage: airlock-broker [--config FILE] [options]\n"
+    "Settings come from built-in defaults, then FILE (YAML), then these flags.\n"
+    "  --config FILE          YAML configuration: listeners, TLS, limits, policy\n"
+    "  --check-config         validate the configuration (and TLS files), print the\n"
+    "                         policy's rules, and exit: 0 if valid, 78 if not\n"
+    "  --socket PATH          Unix socket to listen on (listen.unix)\n"
+    "  --listen-tcp HOST:PORT TCP listener, mutual TLS only (listen.tcp)\n"
+    "  --tls-cert FILE        our X.509 SVID, PEM (tls.cert)\n"
+    "  --tls-key FILE         its private key (tls.key)\n"
+    "  --tls-bundle FILE      trust bundle callers' SVIDs must chain to (tls.bundle)\n"
+    "  --credd ADDR           credd: unix:PATH, or HOST:PORT over mutual TLS (credd.address)\n"
+    "  --credd-id SPIFFE_ID   credd's identity over TLS (credd.spiffe_id; default: any\n"
+    "                         in the trust domain)\n"
     "  --state-dir DIR        broker state (created 0700)\n"
     "  --trust-domain TD      SPIFFE trust domain (default airlock.local)\n"
     "  --worker PATH          worker executable (default: airlock-worker beside this program)\n"
     "  --max-tasks N          concurrent tasks (default 32)\n"
-    "  --default-timeout-ms N task timeout when the request names none (default 10000)\n"
-    "  --max-timeout-ms N     largest timeout a request may ask (default 300000)\n"
-    "Per-task limits: the default, and the most a request may ask for:\n"
+    "  --cgroup MODE          auto (v2 if usable, else v1), v1, v2, or none: rlimits\n"
+    "                         only, no memory/CPU bound on the task's tree (default auto;\n"
+    "                         the broker refuses to start when the mode is unusable)\n"
+    "The machine's caps: no policy rule may grant more (limits.*):\n"
+    "  --default-timeout-ms N timeout of the built-in rule's tasks (default 10000)\n"
+    "  --max-timeout-ms N     wall clock (default 300000)\n"
     "  --memory-mb N          memory of the task's whole tree (default 512)\n"
     "  --max-pids N           processes + threads (default 64)\n"
     "  --output-bytes N       stdout + stderr (default 8388608)\n"
     "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
     "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
     "  --open-files N         open files per process (default 256)\n"
-    "  --cgroup MODE          auto (v2 if usable, else v1), v1, v2, or none: rlimits\n"
-    "                         only, no memory/CPU bound on the task's tree (default auto;\n"
-    "                         the broker refuses to start when the mode is unusable)\n";
+    "Without --config, one built-in rule lets the broker's own user run anything\n"
+    "within the caps; everyone else is denied. SIGHUP re-reads the TLS files.\n";
+
+#define EXIT_CONFIG 78 /* EX_CONFIG */
+
+enum { OPT_CONFIG = 256, OPT_CHECK_CONFIG };
+
+static const struct option opts[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"socket", required_argument, NULL, 's'},
+    {"listen-tcp", required_argument, NULL, 'L'},
+    {"tls-cert", required_argument, NULL, 'e'},
+    {"tls-key", required_argument, NULL, 'k'},
+    {"tls-bundle", required_argument, NULL, 'b'},
+    {"credd", required_argument, NULL, 'c'},
+    {"credd-id", required_argument, NULL, 'i'},
+    {"state-dir", required_argument, NULL, 'd'},
+    {"trust-domain", required_argument, NULL, 't'},
+    {"worker", required_argument, NULL, 'w'},
+    {"max-tasks", required_argument, NULL, 'n'},
+    {"default-timeout-ms", required_argument, NULL, 'T'},
+    {"max-timeout-ms", required_argument, NULL, 'X'},
+    {"memory-mb", required_argument, NULL, 'm'},
+    {"max-pids", required_argument, NULL, 'p'},
+    {"output-bytes", required_argument, NULL, 'o'},
+    {"cpu-ms", required_argument, NULL, 'C'},
+    {"disk-mb", required_argument, NULL, 'D'},
+    {"open-files", required_argument, NULL, 'F'},
+    {"cgroup", required_argument, NULL, 'G'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -50,152 +98,238 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int parse_cgroup_mode(const char *s, enum sandbox_cgroup_mode *out)
+/* Applies one flag over the settings. -1 on a bad value. */
+static int apply_flag(struct broker_settings *s, int opt, const char *arg)
 {
-    static const struct {
-        const char *name;
-        enum sandbox_cgroup_mode mode;
-    } modes[] = {{"auto", SANDBOX_CGROUP_AUTO},
-                 {"v1", SANDBOX_CGROUP_V1},
-                 {"v2", SANDBOX_CGROUP_V2},
-                 {"none", SANDBOX_CGROUP_NONE}};
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        if (strcmp(s, modes[i].name) == 0) {
-            *out = modes[i].mode;
-            return 0;
+    struct broker_config *c = &s->cfg;
+    uint64_t v = 0;
+    int bad = 0;
+    switch (opt) {
+    case 's': s->socket_path = arg; break;
+    case 'L': s->tcp_address = arg; break;
+    case 'e': s->tls.cert = arg; break;
+    case 'k': s->tls.key = arg; break;
+    case 'b': s->tls.bundle = arg; break;
+    case 'c': c->credd_address = arg; break;
+    case 'i': bad = !spiffe_id_valid(arg); s->credd_spiffe_id = arg; break;
+    case 'd': s->state_dir = arg; break;
+    case 't': c->trust_domain = arg; break;
+    case 'w': s->worker = arg; break;
+    case 'n': bad = parse_u64(arg, 1, 4096, &s->max_tasks); break;
+    case 'T': bad = parse_u64(arg, 1, 3600000, &v); c->default_timeout_ms = (uint32_t)v; break;
+    case 'X': bad = parse_u64(arg, 1, 3600000, &v); c->max_timeout_ms = (uint32_t)v; break;
+    case 'm': bad = parse_u64(arg, 16, 1 << 20, &v); c->memory_bytes = v << 20; break;
+    case 'p': bad = parse_u64(arg, 1, 65536, &v); c->max_pids = (uint32_t)v; break;
+    case 'o': bad = parse_u64(arg, 1, 1ull << 34, &c->output_bytes); break;
+    case 'C': bad = parse_u64(arg, 100, 86400000, &v); c->cpu_ms = (uint32_t)v; break;
+    case 'D': bad = parse_u64(arg, 1, 1 << 20, &v); c->disk_bytes = v << 20; break;
+    case 'F': bad = parse_u64(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
+    case 'G': bad = broker_parse_cgroup_mode(arg, &s->cgroup_mode); break;
+    default: break;
+    }
+    if (bad) {
+        const struct option *o = opts;
+        while (o->val != opt)
+            o++;
+        fprintf(stderr, "airlock-broker: bad value for --%s: %s\n", o->name, arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Flags in two passes: the file first (--config), then every other flag
+ * over it. Returns -1 to exit with *status. */
+static int parse_args(int argc, char **argv, struct broker_settings *s, bool *check_only,
+                      int *status)
+{
+    const char *config = NULL;
+    int opt;
+    *status = 64;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == '?') {
+            fputs(usage, stderr);
+            return -1;
         }
-    return -1;
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            *status = 0;
+            return -1;
+        }
+        if (opt == OPT_CONFIG)
+            config = optarg;
+        if (opt == OPT_CHECK_CONFIG)
+            *check_only = true;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "airlock-broker: unexpected argument '%s'\n%s", argv[optind], usage);
+        return -1;
+    }
+    char err[512];
+    if (config && broker_settings_load(s, config, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock-broker: %s\n", err);
+        *status = EXIT_CONFIG;
+        return -1;
+    }
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (apply_flag(s, opt, optarg) != 0)
+            return -1;
+    if (broker_settings_check(s, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock-broker: %s\n", err);
+        *status = EXIT_CONFIG;
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: re-read our SVID, its key and the trust bundle. */
+static void reload_tls(void *ctx)
+{
+    struct tls_server *tls = ctx;
+    char err[512];
+    if (!tls)
+        return;
+    if (tls_server_reload(tls, err, sizeof err) == 0)
+        log_info("TLS files reloaded");
+    else
+        log_error("TLS reload failed, still serving the previous certificate: %s", err);
+}
+
+/* The channel to credd: peer credentials on a Unix socket, else mutual TLS
+ * with our SVID, checking credd's. */
+static struct rpc_channel *credd_channel(const struct broker_settings *s, char *err, size_t errlen)
+{
+    if (strncmp(s->cfg.credd_address, "unix:", 5) == 0) {
+        struct rpc_channel *ch = rpc_channel_new(s->cfg.credd_address);
+        if (!ch)
+            err_set(err, errlen, "cannot open a channel to %s", s->cfg.credd_address);
+        return ch;
+    }
+    return rpc_channel_new_tls(s->cfg.credd_address, &s->tls, s->credd_spiffe_id,
+                               s->cfg.trust_domain, err, errlen);
+}
+
+/* Where the worker revokes: the same credd, the same way. */
+static void worker_credd_tls(const struct broker_settings *s, struct broker_config *c)
+{
+    if (strncmp(c->credd_address, "unix:", 5) == 0)
+        return;
+    c->credd_tls = (struct broker_credd_tls){s->tls.cert, s->tls.key, s->tls.bundle,
+                                             s->credd_spiffe_id, c->trust_domain};
+}
+
+/* --check-config: what the broker would enforce. */
+static int check_config(const struct broker_settings *s, const struct policy *p)
+{
+    char err[512];
+    if (s->tcp_address) {
+        struct tls_server *tls = tls_server_new(&s->tls, s->cfg.trust_domain, err, sizeof err);
+        if (!tls) {
+            fprintf(stderr, "airlock-broker: %s\n", err);
+            return EXIT_CONFIG;
+        }
+        tls_server_free(tls);
+    }
+    printf("%s: valid; trust domain %s; %zu policy rule%s\n",
+           s->config_path ? s->config_path : "built-in configuration", s->cfg.trust_domain,
+           policy_rule_count(p), policy_rule_count(p) == 1 ? "" : "s");
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
     log_set_program("airlock-broker");
-    const char *socket_path = NULL, *state_dir = NULL, *worker = NULL;
-    struct broker_config cfg = {
-        .trust_domain = "airlock.local",
-        .default_timeout_ms = 10000,
-        .max_timeout_ms = 300000,
-        .memory_bytes = 512ull << 20,
-        .max_pids = 64,
-        .output_bytes = 8u << 20,
-        .cpu_ms = 60000,
-        .disk_bytes = 32u << 20,
-        .open_files = 256,
-        .token_skew_s = 30,
-    };
-    uint64_t max_tasks = 32, v;
-    enum sandbox_cgroup_mode cgroup_mode = SANDBOX_CGROUP_AUTO;
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"credd", required_argument, NULL, 'c'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"trust-domain", required_argument, NULL, 't'},
-        {"worker", required_argument, NULL, 'w'},
-        {"max-tasks", required_argument, NULL, 'n'},
-        {"default-timeout-ms", required_argument, NULL, 'T'},
-        {"max-timeout-ms", required_argument, NULL, 'X'},
-        {"memory-mb", required_argument, NULL, 'm'},
-        {"max-pids", required_argument, NULL, 'p'},
-        {"output-bytes", required_argument, NULL, 'o'},
-        {"cpu-ms", required_argument, NULL, 'C'},
-        {"disk-mb", required_argument, NULL, 'D'},
-        {"open-files", required_argument, NULL, 'F'},
-        {"cgroup", required_argument, NULL, 'G'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (opt) {
-        case 's': socket_path = optarg; break;
-        case 'c': cfg.credd_address = optarg; break;
-        case 'd': state_dir = optarg; break;
-        case 't': cfg.trust_domain = optarg; break;
-        case 'w': worker = optarg; break;
-        case 'n': bad = parse_u64(optarg, 1, 4096, &max_tasks); break;
-        case 'T': bad = parse_u64(optarg, 1, 3600000, &v); cfg.default_timeout_ms = (uint32_t)v; break;
-        case 'X': bad = parse_u64(optarg, 1, 3600000, &v); cfg.max_timeout_ms = (uint32_t)v; break;
-        case 'm': bad = parse_u64(optarg, 16, 1 << 20, &v); cfg.memory_bytes = v << 20; break;
-        case 'p': bad = parse_u64(optarg, 1, 65536, &v); cfg.max_pids = (uint32_t)v; break;
-        case 'o': bad = parse_u64(optarg, 1, 1ull << 34, &cfg.output_bytes); break;
-        case 'C': bad = parse_u64(optarg, 100, 86400000, &v); cfg.cpu_ms = (uint32_t)v; break;
-        case 'D': bad = parse_u64(optarg, 1, 1 << 20, &v); cfg.disk_bytes = v << 20; break;
-        case 'F': bad = parse_u64(optarg, 16, 1 << 20, &v); cfg.open_files = (uint32_t)v; break;
-        case 'G': bad = parse_cgroup_mode(optarg, &cgroup_mode); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 64;
-        }
-        if (bad) {
-            const struct option *o = opts;
-            while (o->val != opt)
-                o++;
-            fprintf(stderr, "airlock-broker: bad value for --%s: %s\n", o->name, optarg);
-            return 64;
-        }
+    struct broker_settings s;
+    broker_settings_init(&s);
+    bool check_only = false;
+    int status;
+    if (parse_args(argc, argv, &s, &check_only, &status) != 0) {
+        broker_settings_free(&s);
+        return status;
     }
-    if (!socket_path || !cfg.credd_address || !state_dir || optind != argc) {
-        fputs(usage, stderr);
-        return 64;
+    struct broker_config *cfg = &s.cfg;
+    char err[512];
+    struct policy *policy = NULL;
+    if (broker_settings_policy(&s, geteuid(), &policy, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock-broker: %s\n", err);
+        broker_settings_free(&s);
+        return EXIT_CONFIG;
     }
-    if (cfg.default_timeout_ms > cfg.max_timeout_ms)
-        cfg.default_timeout_ms = cfg.max_timeout_ms;
-    char td_probe[512];
-    snprintf(td_probe, sizeof td_probe, "spiffe://%s/x", cfg.trust_domain);
-    if (!spiffe_id_valid(td_probe)) {
-        fprintf(stderr, "airlock-broker: invalid trust domain '%s'\n", cfg.trust_domain);
-        return 64;
+    if (check_only) {
+        status = check_config(&s, policy);
+        policy_free(policy);
+        broker_settings_free(&s);
+        return status;
     }
-    if (worker)
-        snprintf(cfg.worker_exe, sizeof cfg.worker_exe, "%s", worker);
-    else if (daemon_sibling_path("airlock-worker", cfg.worker_exe, sizeof cfg.worker_exe) != 0) {
+    status = 1;
+    struct tls_server *tls = NULL;
+    struct broker broker = {.config = cfg, .policy = policy};
+    if (policy_rule_count(policy) == 0)
+        log_warn("%s has no policy rules: every request will be denied", s.config_path);
+    if (s.worker)
+        snprintf(cfg->worker_exe, sizeof cfg->worker_exe, "%s", s.worker);
+    else if (daemon_sibling_path("airlock-worker", cfg->worker_exe, sizeof cfg->worker_exe) != 0) {
         log_error("cannot locate airlock-worker");
-        return 1;
+        goto out;
     }
-    if (access(cfg.worker_exe, X_OK) != 0) {
-        log_error("worker %s is not executable: %s", cfg.worker_exe, strerror(errno));
-        return 1;
+    if (access(cfg->worker_exe, X_OK) != 0) {
+        log_error("worker %s is not executable: %s", cfg->worker_exe, strerror(errno));
+        goto out;
     }
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("cannot create state dir %s: %s", state_dir, strerror(errno));
-        return 1;
+    if (mkdir(s.state_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create state dir %s: %s", s.state_dir, strerror(errno));
+        goto out;
     }
+    if (s.tcp_address && !(tls = tls_server_new(&s.tls, cfg->trust_domain, err, sizeof err))) {
+        log_error("TLS: %s", err);
+        goto out;
+    }
+    worker_credd_tls(&s, cfg);
     /* Before any thread exists: cgroup v2 setup moves this process. */
     char cg_desc[512];
-    int cg_version = sandbox_cgroup_setup(cgroup_mode, cg_desc, sizeof cg_desc);
+    int cg_version = sandbox_cgroup_setup(s.cgroup_mode, cg_desc, sizeof cg_desc);
     if (cg_version < 0) {
         log_error("cgroups: %s (--cgroup none runs tasks with rlimits only)", cg_desc);
-        return 1;
+        goto out;
     }
-    cfg.cgroup_mode = cg_version == 1   ? SANDBOX_CGROUP_V1
-                      : cg_version == 2 ? SANDBOX_CGROUP_V2
-                                        : SANDBOX_CGROUP_NONE;
-    if (cfg.cgroup_mode == SANDBOX_CGROUP_NONE)
+    cfg->cgroup_mode = cg_version == 1   ? SANDBOX_CGROUP_V1
+                       : cg_version == 2 ? SANDBOX_CGROUP_V2
+                                         : SANDBOX_CGROUP_NONE;
+    if (cfg->cgroup_mode == SANDBOX_CGROUP_NONE)
         log_warn("%s", cg_desc);
     else
         log_info("%s", cg_desc);
     if (daemon_block_signals() != 0) {
         log_error("cannot set up signals");
-        return 1;
+        goto out;
     }
 
     grpc_init();
-    int status = 1;
-    struct broker broker = {.config = &cfg, .credd = rpc_channel_new(cfg.credd_address)};
+    broker.inflight = inflight_new((size_t)s.max_tasks);
+    broker.credd = credd_channel(&s, err, sizeof err);
     const struct rpc_method methods[] = {
         {"/airlock.v1.Broker/Execute", RPC_SERVER_STREAMING,
          &airlock__v1__execute_request__descriptor, broker_execute, &broker},
     };
-    struct rpc_server *server = broker.credd ? rpc_server_new(methods, 1, (int)max_tasks) : NULL;
-    if (!server) {
+    struct rpc_server *server = NULL;
+    if (!broker.credd)
+        log_error("credd: %s", err);
+    else if (!broker.inflight || !(server = rpc_server_new(methods, 1, (int)s.max_tasks)))
         log_error("cannot create server");
-    } else {
-        log_info("credd %s, worker %s", cfg.credd_address, cfg.worker_exe);
-        status = daemon_serve(server, socket_path) == 0 ? 0 : 1;
+    else {
+        log_info("credd %s, worker %s, %s, %zu policy rules", cfg->credd_address, cfg->worker_exe,
+                 s.config_path ? s.config_path : "built-in policy", policy_rule_count(policy));
+        const struct daemon_listeners listeners = {s.socket_path, s.tcp_address, tls};
+        status = daemon_serve(server, &listeners, reload_tls, tls) == 0 ? 0 : 1;
     }
     rpc_server_free(server);
     rpc_channel_free(broker.credd);
+    inflight_free(broker.inflight);
     grpc_shutdown();
     log_info("stopped");
+out:
+    tls_server_free(tls);
+    policy_free(policy);
+    broker_settings_free(&s);
     return status;
 }

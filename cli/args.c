@@ -17,14 +17,15 @@
 #include <unistd.h>
 
 const char cli_usage[] =
-    "usage: airlock [--broker ADDR] [--credd ADDR] COMMAND [ARGS]\n"
+    "usage: airlock [--broker ADDR] [--credd ADDR] [TLS] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  exec [--runtime R] [--timeout-ms N] [--scope S]... [--audience A]...\n"
     "       [--stdin FILE] [--request-id ID] [--json] [LIMITS] (-c CODE | FILE | -)\n"
     "      Run code in a single-use sandbox with a per-task token; stream its\n"
     "      output; exit with its exit status. Runtime defaults to python3.\n"
-    "      LIMITS (default: the broker's, which are also the most one may ask):\n"
+    "      LIMITS (default: what policy grants the caller by default; asking\n"
+    "      more than it grants is refused):\n"
     "      --memory-mb N --cpu-ms N --max-pids N --disk-mb N --open-files N\n"
     "      --output-bytes N\n"
     "  token introspect (TOKEN | --id JTI | -)\n"
@@ -33,10 +34,21 @@ const char cli_usage[] =
     "      Print credd's public keys (JWKS).\n"
     "  health\n"
     "      Check that the broker and credd answer; exit 0 if both serve.\n"
+    "  policy check --config FILE --spiffe-id ID [--runtime R] [--timeout-ms N]\n"
+    "       [--scope S]... [--audience A]... [LIMITS]\n"
+    "      Explain what the broker configured by FILE grants ID, and whether\n"
+    "      this request would be allowed; exit 0 if allowed, 1 if denied.\n"
     "\n"
     "Global options (before or after the command):\n"
     "  --broker ADDR   broker address (env AIRLOCK_BROKER, default " CLI_DEFAULT_BROKER ")\n"
     "  --credd ADDR    credd address (env AIRLOCK_CREDD, default " CLI_DEFAULT_CREDD ")\n"
+    "                  unix:PATH uses the socket's peer credentials; HOST:PORT uses\n"
+    "                  mutual TLS and needs TLS:\n"
+    "  --cert FILE     our X.509 SVID, PEM (env AIRLOCK_CERT)\n"
+    "  --key FILE      its private key (env AIRLOCK_KEY)\n"
+    "  --ca FILE       trust bundle for the server's certificate (env AIRLOCK_CA)\n"
+    "  --server-id ID  SPIFFE ID the server must present (env AIRLOCK_SERVER_ID;\n"
+    "                  default: any ID in the trust domain of our own SVID)\n"
     "  -h, --help      this text\n"
     "  -V, --version   print the version\n"
     "\n"
@@ -46,8 +58,9 @@ const char cli_usage[] =
     "123 sandbox error; 64 usage; 66 unreadable input; 69 RPC failed;\n"
     "70 internal error; 74 cannot write output; 76 no Finished event.\n";
 
-/* Options that belong to one verb. */
-enum opt_scope { OPT_GLOBAL, OPT_EXEC, OPT_INTROSPECT };
+/* Which verbs an option belongs to (a bit set; 0 = global). */
+enum opt_scope { OPT_GLOBAL = 0, OPT_EXEC = 1, OPT_INTROSPECT = 2, OPT_POLICY = 4 };
+#define OPT_REQUEST (OPT_EXEC | OPT_POLICY) /* describe a request: exec and policy check */
 
 enum opt_id {
     OPT_BROKER,
@@ -69,37 +82,49 @@ enum opt_id {
     OPT_DISK_MB,
     OPT_OPEN_FILES,
     OPT_OUTPUT_BYTES,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_CA,
+    OPT_SERVER_ID,
+    OPT_CONFIG,
+    OPT_SPIFFE_ID,
 };
 
 struct opt_def {
     const char *name;
     enum opt_id id;
-    enum opt_scope scope;
+    unsigned scope; /* enum opt_scope bits */
     bool has_value;
 };
 
 static const struct opt_def opts[] = {
     {"--broker", OPT_BROKER, OPT_GLOBAL, true},
     {"--credd", OPT_CREDD, OPT_GLOBAL, true},
+    {"--cert", OPT_CERT, OPT_GLOBAL, true},
+    {"--key", OPT_KEY, OPT_GLOBAL, true},
+    {"--ca", OPT_CA, OPT_GLOBAL, true},
+    {"--server-id", OPT_SERVER_ID, OPT_GLOBAL, true},
     {"--help", OPT_HELP, OPT_GLOBAL, false},
     {"-h", OPT_HELP, OPT_GLOBAL, false},
     {"--version", OPT_VERSION, OPT_GLOBAL, false},
     {"-V", OPT_VERSION, OPT_GLOBAL, false},
-    {"--runtime", OPT_RUNTIME, OPT_EXEC, true},
-    {"--timeout-ms", OPT_TIMEOUT, OPT_EXEC, true},
-    {"--scope", OPT_SCOPE, OPT_EXEC, true},
-    {"--audience", OPT_AUDIENCE, OPT_EXEC, true},
+    {"--runtime", OPT_RUNTIME, OPT_REQUEST, true},
+    {"--timeout-ms", OPT_TIMEOUT, OPT_REQUEST, true},
+    {"--scope", OPT_SCOPE, OPT_REQUEST, true},
+    {"--audience", OPT_AUDIENCE, OPT_REQUEST, true},
     {"--stdin", OPT_STDIN, OPT_EXEC, true},
     {"--request-id", OPT_REQUEST_ID, OPT_EXEC, true},
     {"--json", OPT_JSON, OPT_EXEC, false},
     {"-c", OPT_CODE, OPT_EXEC, true},
     {"--id", OPT_ID, OPT_INTROSPECT, true},
-    {"--memory-mb", OPT_MEMORY_MB, OPT_EXEC, true},
-    {"--cpu-ms", OPT_CPU_MS, OPT_EXEC, true},
-    {"--max-pids", OPT_MAX_PIDS, OPT_EXEC, true},
-    {"--disk-mb", OPT_DISK_MB, OPT_EXEC, true},
-    {"--open-files", OPT_OPEN_FILES, OPT_EXEC, true},
-    {"--output-bytes", OPT_OUTPUT_BYTES, OPT_EXEC, true},
+    {"--memory-mb", OPT_MEMORY_MB, OPT_REQUEST, true},
+    {"--cpu-ms", OPT_CPU_MS, OPT_REQUEST, true},
+    {"--max-pids", OPT_MAX_PIDS, OPT_REQUEST, true},
+    {"--disk-mb", OPT_DISK_MB, OPT_REQUEST, true},
+    {"--open-files", OPT_OPEN_FILES, OPT_REQUEST, true},
+    {"--output-bytes", OPT_OUTPUT_BYTES, OPT_REQUEST, true},
+    {"--config", OPT_CONFIG, OPT_POLICY, true},
+    {"--spiffe-id", OPT_SPIFFE_ID, OPT_POLICY, true},
 };
 
 /* Finds the option for arg ("--x", "--x=v", "-c"); *inline_value is set for
@@ -180,11 +205,16 @@ static int check_word(const char *opt, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-/* Resolves a verb word; the "token" verb takes a sub-command next. */
+/* Resolves a verb word; "token" and "policy" take a sub-command next. */
 static int parse_verb(const char *word, enum cli_verb *verb, bool *needs_sub, char *err,
                       size_t errlen)
 {
     *needs_sub = false;
+    if (strcmp(word, "policy") == 0) {
+        *verb = CLI_VERB_POLICY_CHECK;
+        *needs_sub = true;
+        return 0;
+    }
     if (strcmp(word, "exec") == 0)
         *verb = CLI_VERB_EXEC;
     else if (strcmp(word, "keys") == 0)
@@ -201,17 +231,64 @@ static int parse_verb(const char *word, enum cli_verb *verb, bool *needs_sub, ch
     return 0;
 }
 
-int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_credd,
-              struct cli_args *out, char *err, size_t errlen)
+bool cli_address_is_unix(const char *address)
 {
+    return strncmp(address, "unix:", 5) == 0;
+}
+
+/* value if set and non-empty, else dflt. */
+static const char *env_or(const char *value, const char *dflt)
+{
+    return value && *value ? value : dflt;
+}
+
+/* The verb an option of scope belongs to, for "applies to X only". */
+static const char *scope_name(unsigned scope)
+{
+    return scope == OPT_INTROSPECT ? "'token introspect'"
+           : scope == OPT_POLICY   ? "'policy check'"
+           : scope == OPT_EXEC     ? "'exec'"
+                                   : "'exec' and 'policy check'";
+}
+
+static unsigned verb_scope(enum cli_verb verb)
+{
+    return verb == CLI_VERB_EXEC           ? OPT_EXEC
+           : verb == CLI_VERB_INTROSPECT   ? OPT_INTROSPECT
+           : verb == CLI_VERB_POLICY_CHECK ? OPT_POLICY
+                                           : 0;
+}
+
+/* The TLS files come as a set: a key without a certificate is a mistake. */
+static int check_tls_files(const struct cli_args *a, char *err, size_t errlen)
+{
+    int given = !!a->cert + !!a->key + !!a->ca;
+    if (given != 0 && given != 3)
+        return err_set(err, errlen, "--cert, --key and --ca go together (mutual TLS); %s is missing",
+                       !a->cert ? "--cert" : !a->key ? "--key" : "--ca");
+    return 0;
+}
+
+int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args *out, char *err,
+              size_t errlen)
+{
+    static const struct cli_env no_env;
+    if (!env)
+        env = &no_env;
     memset(out, 0, sizeof *out);
-    out->broker = env_broker && *env_broker ? env_broker : CLI_DEFAULT_BROKER;
-    out->credd = env_credd && *env_credd ? env_credd : CLI_DEFAULT_CREDD;
+    out->broker = env_or(env->broker, CLI_DEFAULT_BROKER);
+    out->credd = env_or(env->credd, CLI_DEFAULT_CREDD);
+    out->cert = env_or(env->cert, NULL);
+    out->key = env_or(env->key, NULL);
+    out->ca = env_or(env->ca, NULL);
+    out->server_id = env_or(env->server_id, NULL);
     out->runtime = CLI_DEFAULT_RUNTIME;
     if (err && errlen)
         err[0] = '\0';
 
-    const char *first_exec_opt = NULL, *first_introspect_opt = NULL;
+    /* Per verb scope bit, the first option given that does not apply to it;
+     * [0] is the first verb option of any kind (misplaced on keys, health). */
+    const struct opt_def *first_not_for[OPT_POLICY + 1] = {NULL};
     const char *code = NULL, *id = NULL, *positional = NULL;
     bool needs_sub = false, options_done = false;
 
@@ -234,10 +311,11 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                     return err_set(err, errlen, "option '%s' needs a value", o->name);
                 value = argv[++i];
             }
-            if (o->scope == OPT_EXEC && !first_exec_opt)
-                first_exec_opt = o->name;
-            if (o->scope == OPT_INTROSPECT && !first_introspect_opt)
-                first_introspect_opt = o->name;
+            if (o->scope != OPT_GLOBAL && !first_not_for[0])
+                first_not_for[0] = o;
+            for (unsigned bit = OPT_EXEC; o->scope != OPT_GLOBAL && bit <= OPT_POLICY; bit <<= 1)
+                if (!(o->scope & bit) && !first_not_for[bit])
+                    first_not_for[bit] = o;
 
             switch (o->id) {
             case OPT_HELP:
@@ -252,6 +330,23 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
                     return err_set(err, errlen, "option '%s' needs a non-empty address", o->name);
                 *(o->id == OPT_BROKER ? &out->broker : &out->credd) = value;
                 break;
+            case OPT_CERT:
+            case OPT_KEY:
+            case OPT_CA:
+            case OPT_SERVER_ID:
+            case OPT_CONFIG:
+            case OPT_SPIFFE_ID: {
+                const char **field = o->id == OPT_CERT        ? &out->cert
+                                     : o->id == OPT_KEY       ? &out->key
+                                     : o->id == OPT_CA        ? &out->ca
+                                     : o->id == OPT_SERVER_ID ? &out->server_id
+                                     : o->id == OPT_CONFIG    ? &out->config
+                                                              : &out->spiffe_id;
+                if (!*value)
+                    return err_set(err, errlen, "%s: empty value", o->name);
+                *field = value;
+                break;
+            }
             case OPT_RUNTIME:
                 if (!*value)
                     return err_set(err, errlen, "--runtime: empty value");
@@ -322,26 +417,35 @@ int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_cr
             continue;
         }
         if (needs_sub) {
-            if (strcmp(arg, "introspect") != 0 && strcmp(arg, "inspect") != 0)
+            if (out->verb == CLI_VERB_POLICY_CHECK && strcmp(arg, "check") != 0)
+                return err_set(err, errlen, "unknown command 'policy %s' (try 'policy check')", arg);
+            if (out->verb == CLI_VERB_INTROSPECT && strcmp(arg, "introspect") != 0 &&
+                strcmp(arg, "inspect") != 0)
                 return err_set(err, errlen, "unknown command 'token %s' (try 'token introspect')",
                                arg);
             needs_sub = false;
             continue;
         }
-        if (out->verb == CLI_VERB_KEYS || out->verb == CLI_VERB_HEALTH || positional)
+        if (out->verb == CLI_VERB_KEYS || out->verb == CLI_VERB_HEALTH ||
+            out->verb == CLI_VERB_POLICY_CHECK || positional)
             return err_set(err, errlen, "unexpected argument '%s'", arg);
         positional = arg;
     }
 
     if (out->verb == CLI_VERB_NONE)
-        return err_set(err, errlen, "missing command (exec, token introspect, keys, health)");
+        return err_set(err, errlen,
+                       "missing command (exec, token introspect, keys, health, policy check)");
     if (needs_sub)
-        return err_set(err, errlen, "missing sub-command: 'token introspect'");
-    if (first_exec_opt && out->verb != CLI_VERB_EXEC)
-        return err_set(err, errlen, "option '%s' applies to 'exec' only", first_exec_opt);
-    if (first_introspect_opt && out->verb != CLI_VERB_INTROSPECT)
-        return err_set(err, errlen, "option '%s' applies to 'token introspect' only",
-                       first_introspect_opt);
+        return err_set(err, errlen, "missing sub-command: '%s'",
+                       out->verb == CLI_VERB_POLICY_CHECK ? "policy check" : "token introspect");
+    const struct opt_def *misplaced = first_not_for[verb_scope(out->verb)];
+    if (misplaced)
+        return err_set(err, errlen, "option '%s' applies to %s only", misplaced->name,
+                       scope_name(misplaced->scope));
+    if (check_tls_files(out, err, errlen) < 0)
+        return -1;
+    if (out->verb == CLI_VERB_POLICY_CHECK && (!out->config || !out->spiffe_id))
+        return err_set(err, errlen, "policy check needs --config FILE and --spiffe-id ID");
 
     if (out->verb == CLI_VERB_EXEC) {
         if (code && positional)

@@ -26,6 +26,7 @@
 enum cli_exit {
     CLI_EXIT_OK = 0,
     CLI_EXIT_INACTIVE = 1,        /* token introspect: token not active */
+    CLI_EXIT_DENIED = 1,          /* policy check: the request would be denied */
     CLI_EXIT_USAGE = 64,          /* bad command line (EX_USAGE) */
     CLI_EXIT_NOINPUT = 66,        /* code/stdin/token file unreadable or too large */
     CLI_EXIT_UNAVAILABLE = 69,    /* the RPC failed: any non-OK gRPC status */
@@ -50,6 +51,7 @@ enum cli_verb {
     CLI_VERB_INTROSPECT,
     CLI_VERB_KEYS,
     CLI_VERB_HEALTH,
+    CLI_VERB_POLICY_CHECK,
 };
 
 /* Where exec's code, or introspect's token, comes from. */
@@ -61,12 +63,26 @@ enum cli_source {
     CLI_SRC_ID,     /* introspect --id JTI */
 };
 
+/* Defaults from the environment ($AIRLOCK_BROKER, $AIRLOCK_CREDD,
+ * $AIRLOCK_CERT, $AIRLOCK_KEY, $AIRLOCK_CA, $AIRLOCK_SERVER_ID); NULL or ""
+ * when unset. */
+struct cli_env {
+    const char *broker, *credd, *cert, *key, *ca, *server_id;
+};
+
 /* Every string points into argv, the env arguments or a static default:
  * nothing to free. */
 struct cli_args {
     enum cli_verb verb;
     const char *broker; /* flag > env > default */
     const char *credd;
+    /* mTLS for host:port addresses: our SVID, its key, the trust bundle, and
+     * the SPIFFE ID the server must present (NULL: any in its trust domain). */
+    const char *cert, *key, *ca, *server_id;
+
+    /* policy check */
+    const char *config;    /* the broker's config file */
+    const char *spiffe_id; /* the caller to check */
 
     /* exec */
     const char *runtime;
@@ -91,12 +107,15 @@ struct cli_args {
     const char *input; /* the code, the file name, the token or the id */
 };
 
-/* Parses argv. env_broker / env_credd are $AIRLOCK_BROKER / $AIRLOCK_CREDD
- * (NULL or "" when unset). Global options (--broker, --credd, --help,
- * --version) may come before or after the verb. Returns 0, or -1 with a
- * one-line message in err (a usage error: exit CLI_EXIT_USAGE). */
-int cli_parse(int argc, char *argv[], const char *env_broker, const char *env_credd,
-              struct cli_args *out, char *err, size_t errlen);
+/* Parses argv; env may be NULL. Global options (--broker, --credd, the TLS
+ * files, --help, --version) may come before or after the verb. Returns 0,
+ * or -1 with a one-line message in err (a usage error: exit CLI_EXIT_USAGE). */
+int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args *out, char *err,
+              size_t errlen);
+
+/* True for "unix:..." addresses (peer credentials); anything else is TCP and
+ * needs mTLS. */
+bool cli_address_is_unix(const char *address);
 
 /* Parses a decimal timeout in ms: digits only, at most CLI_MAX_TIMEOUT_MS.
  * Returns 0, or -1 with err set. */

@@ -10,7 +10,10 @@
 #include "grpc/health/v1/health.pb-c.h"
 
 #include "args.h"
+#include "config.h"
+#include "policy.h"
 #include "rpc.h"
+#include "tls.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -221,6 +224,45 @@ static int rpc_failed(const struct rpc_status *st, bool json)
 
 /* ------------------------------------------------------------ exec */
 
+/* A channel to target: peer credentials for unix:, else mutual TLS with
+ * --cert/--key/--ca, checking the server's SPIFFE ID (--server-id, or any ID
+ * in our own SVID's trust domain). NULL with the reason in err. */
+static struct rpc_channel *open_channel(const struct cli_args *a, const char *target, char *err,
+                                        size_t errlen)
+{
+    if (cli_address_is_unix(target)) {
+        struct rpc_channel *ch = rpc_channel_new(target);
+        if (!ch)
+            snprintf(err, errlen, "cannot open a channel to '%s'", target);
+        return ch;
+    }
+    if (!a->cert) {
+        snprintf(err, errlen, "'%s' is a TCP address: it needs mutual TLS (--cert, --key, --ca)",
+                 target);
+        return NULL;
+    }
+    char own_id[TLS_SPIFFE_ID_MAX], domain[256];
+    if (tls_spiffe_id_of_cert_file(a->cert, own_id, sizeof own_id, err, errlen) != 0)
+        return NULL;
+    /* spiffe://DOMAIN/path: the trust domain is between "//" and the next "/". */
+    const char *td = own_id + strlen("spiffe://");
+    size_t tdlen = strcspn(td, "/");
+    snprintf(domain, sizeof domain, "%.*s", (int)(tdlen < sizeof domain ? tdlen : 0), td);
+    const struct tls_files files = {a->cert, a->key, a->ca};
+    return rpc_channel_new_tls(target, &files, a->server_id, domain, err, errlen);
+}
+
+/* Opens a channel or reports why not (exit CLI_EXIT_UNAVAILABLE / USAGE). */
+static struct rpc_channel *channel_or_fail(const struct cli_args *a, const char *target, bool json,
+                                           int *rc)
+{
+    struct rpc_status status = {.code = GRPC_STATUS_INVALID_ARGUMENT};
+    struct rpc_channel *ch = open_channel(a, target, status.message, sizeof status.message);
+    if (!ch)
+        *rc = rpc_failed(&status, json);
+    return ch;
+}
+
 static int finished_exit_code(const Airlock__V1__Finished *f)
 {
     switch (f->reason) {
@@ -336,13 +378,9 @@ static int cmd_exec(const struct cli_args *a)
 
     int rc = CLI_EXIT_SOFTWARE;
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
-    struct rpc_channel *ch = rpc_channel_new(a->broker);
-    if (!ch) {
-        status.code = GRPC_STATUS_INVALID_ARGUMENT;
-        snprintf(status.message, sizeof status.message, "cannot open a channel to '%s'", a->broker);
-        rc = rpc_failed(&status, a->json);
+    struct rpc_channel *ch = channel_or_fail(a, a->broker, a->json, &rc);
+    if (!ch)
         goto out;
-    }
     int deadline = (int)(a->timeout_ms ? a->timeout_ms : EXEC_DEFAULT_DEADLINE_MS) + EXEC_GRACE_MS;
     struct rpc_stream *st = rpc_stream_start(ch, METHOD_EXECUTE, &req.base, deadline);
     if (!st) {
@@ -422,12 +460,10 @@ static int cmd_introspect(const struct cli_args *a)
 
     int rc;
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
-    struct rpc_channel *ch = rpc_channel_new(a->credd);
+    struct rpc_channel *ch = channel_or_fail(a, a->credd, false, &rc);
     ProtobufCMessage *resp = NULL;
     if (!ch) {
-        status.code = GRPC_STATUS_INVALID_ARGUMENT;
-        snprintf(status.message, sizeof status.message, "cannot open a channel to '%s'", a->credd);
-        rc = rpc_failed(&status, false);
+        /* rc says why */
     } else if (rpc_unary(ch, METHOD_INTROSPECT, &req.base, &airlock__v1__introspect_response__descriptor,
                          &resp, UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
         rc = rpc_failed(&status, false);
@@ -455,12 +491,9 @@ static int cmd_keys(const struct cli_args *a)
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
     ProtobufCMessage *resp = NULL;
     int rc;
-    struct rpc_channel *ch = rpc_channel_new(a->credd);
-    if (!ch) {
-        status.code = GRPC_STATUS_INVALID_ARGUMENT;
-        snprintf(status.message, sizeof status.message, "cannot open a channel to '%s'", a->credd);
-        return rpc_failed(&status, false);
-    }
+    struct rpc_channel *ch = channel_or_fail(a, a->credd, false, &rc);
+    if (!ch)
+        return rc;
     if (rpc_unary(ch, METHOD_KEYS, &req.base, &airlock__v1__keys_response__descriptor, &resp,
                   UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
         rc = rpc_failed(&status, false);
@@ -486,15 +519,16 @@ static int cmd_keys(const struct cli_args *a)
 /* ------------------------------------------------------------ health */
 
 /* Prints "NAME ADDR: STATUS"; true if SERVING. */
-static bool check_health(const char *name, const char *target)
+static bool check_health(const struct cli_args *a, const char *name, const char *target)
 {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
     ProtobufCMessage *resp = NULL;
     bool ok = false;
-    struct rpc_channel *ch = rpc_channel_new(target);
+    char err[RPC_STATUS_MESSAGE_MAX];
+    struct rpc_channel *ch = open_channel(a, target, err, sizeof err);
     if (!ch) {
-        printf("%s %s: cannot open a channel\n", name, target);
+        printf("%s %s: %s\n", name, target, err);
         return false;
     }
     if (rpc_unary(ch, METHOD_HEALTH, &req.base, &grpc__health__v1__health_check_response__descriptor,
@@ -514,11 +548,81 @@ static bool check_health(const char *name, const char *target)
 
 static int cmd_health(const struct cli_args *a)
 {
-    bool broker = check_health("broker", a->broker);
-    bool credd = check_health("credd", a->credd);
+    bool broker = check_health(a, "broker", a->broker);
+    bool credd = check_health(a, "credd", a->credd);
     if (fflush(stdout) != 0)
         return CLI_EXIT_IOERR;
     return broker && credd ? CLI_EXIT_OK : CLI_EXIT_UNAVAILABLE;
+}
+
+/* ------------------------------------------------------------ policy */
+
+static void print_limits(const struct policy_limits *l)
+{
+    printf("  limits: timeout_ms=%llu memory_bytes=%llu cpu_ms=%llu max_pids=%llu "
+           "output_bytes=%llu disk_bytes=%llu open_files=%llu\n",
+           (unsigned long long)l->timeout_ms, (unsigned long long)l->memory_bytes,
+           (unsigned long long)l->cpu_ms, (unsigned long long)l->max_pids,
+           (unsigned long long)l->output_bytes, (unsigned long long)l->disk_bytes,
+           (unsigned long long)l->open_files);
+}
+
+static void print_words(const char *what, const char **items, size_t n)
+{
+    printf("  %s:", what);
+    for (size_t i = 0; i < n; i++)
+        printf(" %s", items[i]);
+    printf("%s\n", n ? "" : " (none)");
+}
+
+/* airlock policy check: what the broker configured by --config would decide
+ * for --spiffe-id asking this request, without asking the broker. */
+static int cmd_policy_check(const struct cli_args *a)
+{
+    struct broker_settings s;
+    struct policy *p = NULL;
+    char err[512];
+    int rc = CLI_EXIT_USAGE;
+    broker_settings_init(&s);
+    if (broker_settings_load(&s, a->config, err, sizeof err) != 0 ||
+        broker_settings_policy(&s, geteuid(), &p, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock: %s\n", err);
+        goto out;
+    }
+    if (!spiffe_id_valid(a->spiffe_id)) {
+        fprintf(stderr, "airlock: --spiffe-id: '%s' is not a SPIFFE ID\n", a->spiffe_id);
+        goto out;
+    }
+    policy_explain(p, a->spiffe_id, stdout);
+    struct policy_request req = {
+        .runtime = a->runtime,
+        .asked = {a->timeout_ms, a->memory_bytes, a->cpu_ms, a->max_pids, a->output_bytes,
+                  a->disk_bytes, a->open_files},
+        .scopes = (char *const *)a->scopes,
+        .n_scopes = a->nscopes,
+        .audience = (char *const *)a->audience,
+        .n_audience = a->naudience,
+    };
+    struct policy_decision d;
+    if (policy_decide(p, a->spiffe_id, &req, &d) != 0) {
+        fprintf(stderr, "airlock: out of memory\n");
+        rc = CLI_EXIT_SOFTWARE;
+        goto out;
+    }
+    printf("\nrequest: runtime %s -> %s: %s\n", a->runtime, d.allowed ? "ALLOW" : "DENY", d.reason);
+    if (d.allowed) {
+        print_limits(&d.limits);
+        print_words("token scopes", d.scopes, d.n_scopes);
+        print_words("token audience", d.audience, d.n_audience);
+    }
+    rc = d.allowed ? CLI_EXIT_OK : CLI_EXIT_DENIED;
+    policy_decision_free(&d);
+    if (fflush(stdout) != 0)
+        rc = CLI_EXIT_IOERR;
+out:
+    policy_free(p);
+    broker_settings_free(&s);
+    return rc;
 }
 
 /* ------------------------------------------------------------ main */
@@ -527,8 +631,10 @@ int main(int argc, char **argv)
 {
     struct cli_args args;
     char err[512];
-    if (cli_parse(argc, argv, getenv("AIRLOCK_BROKER"), getenv("AIRLOCK_CREDD"), &args, err,
-                  sizeof err) < 0) {
+    const struct cli_env env = {getenv("AIRLOCK_BROKER"), getenv("AIRLOCK_CREDD"),
+                                getenv("AIRLOCK_CERT"),   getenv("AIRLOCK_KEY"),
+                                getenv("AIRLOCK_CA"),     getenv("AIRLOCK_SERVER_ID")};
+    if (cli_parse(argc, argv, &env, &args, err, sizeof err) < 0) {
         fprintf(stderr, "airlock: %s\nTry 'airlock --help'.\n", err);
         return CLI_EXIT_USAGE;
     }
@@ -564,6 +670,9 @@ int main(int argc, char **argv)
         break;
     case CLI_VERB_HEALTH:
         rc = cmd_health(&args);
+        break;
+    case CLI_VERB_POLICY_CHECK:
+        rc = cmd_policy_check(&args);
         break;
     default:
         fprintf(stderr, "airlock: internal error: unhandled command\n");

@@ -1,6 +1,8 @@
 /*
- * main.c - airlock-credd: flags, key loading, the live-token sweeper and the
- * server's lifetime. credd holds the signing key and nothing else runs here.
+ * main.c - airlock-credd: settings (defaults < config file < flags), key
+ * loading, listeners (Unix socket with peer credentials, TCP with mutual
+ * TLS), the live-token sweeper and the server's lifetime. credd holds the
+ * signing key and nothing else runs here.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,22 +15,44 @@
 
 #include "daemon.h"
 #include "service.h"
+#include "tls.h"
 #include "util.h"
+#include "yamlconf.h"
 
 #define SWEEP_INTERVAL_S 30
 #define SWEEP_GRACE_S 3600 /* keep expired entries an hour: "expired", not "unknown" */
 
 static const char usage[] =
-    "usage: airlock-credd --socket PATH --state-dir DIR [options]\n"
-    "  --socket PATH        Unix socket to listen on\n"
-    "  --state-dir DIR      where the signing key lives (created 0700)\n"
-    "  --trust-domain TD    SPIFFE trust domain (default airlock.local)\n"
-    "  --broker-exe PATH    executable whose processes are the broker\n"
-    "                       (default: airlock-broker beside this program)\n"
-    "  --worker-exe PATH    executable whose processes are workers\n"
-    "                       (default: airlock-worker beside this program)\n"
-    "  --default-ttl SECS   token lifetime when none is asked (default 60)\n"
-    "  --max-ttl SECS       cap on any token's lifetime (default 900)\n";
+    "usage: airlock-credd [--config FILE] [options]\n"
+    "Settings come from built-in defaults, then FILE (YAML), then these flags.\n"
+    "  --config FILE          YAML configuration (keys named in brackets)\n"
+    "  --check-config         validate the configuration and TLS files, then exit\n"
+    "  --socket PATH          Unix socket to listen on [listen.unix]\n"
+    "  --listen-tcp HOST:PORT TCP listener, mutual TLS only [listen.tcp]\n"
+    "  --tls-cert FILE        our X.509 SVID, PEM [tls.cert]\n"
+    "  --tls-key FILE         its private key [tls.key]\n"
+    "  --tls-bundle FILE      trust bundle callers' SVIDs must chain to [tls.bundle]\n"
+    "  --broker-id SPIFFE_ID  an identity that is the broker over TLS and may mint;\n"
+    "                         repeat for several [brokers: [...]]\n"
+    "  --state-dir DIR        where the signing key lives (created 0700) [state_dir]\n"
+    "  --trust-domain TD      SPIFFE trust domain (default airlock.local) [trust_domain]\n"
+    "  --broker-exe PATH      executable whose processes are the broker on the Unix\n"
+    "                         socket (default: airlock-broker beside this program) [broker_exe]\n"
+    "  --worker-exe PATH      executable whose processes are workers [worker_exe]\n"
+    "  --default-ttl SECS     token lifetime when none is asked (default 60) [default_ttl_s]\n"
+    "  --max-ttl SECS         cap on any token's lifetime (default 900) [max_ttl_s]\n"
+    "SIGHUP re-reads the TLS files.\n";
+
+#define EXIT_CONFIG 78 /* EX_CONFIG */
+#define MAX_BROKER_IDS 16
+
+struct settings {
+    struct credd_config config;
+    const char *socket_path, *tcp_address, *state_dir, *broker_exe, *worker_exe;
+    struct tls_files tls;
+    const char *broker_ids[MAX_BROKER_IDS];
+    struct yconf *conf; /* the strings above may point into it */
+};
 
 struct sweeper {
     pthread_t thread;
@@ -85,80 +109,243 @@ static int resolve_exe(const char *given, const char *sibling, char *out, size_t
     return 0;
 }
 
+enum { OPT_CONFIG = 256, OPT_CHECK_CONFIG };
+
+static const struct option opts[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"socket", required_argument, NULL, 's'},
+    {"listen-tcp", required_argument, NULL, 'L'},
+    {"tls-cert", required_argument, NULL, 'e'},
+    {"tls-key", required_argument, NULL, 'k'},
+    {"tls-bundle", required_argument, NULL, 'B'},
+    {"broker-id", required_argument, NULL, 'I'},
+    {"state-dir", required_argument, NULL, 'd'},
+    {"trust-domain", required_argument, NULL, 't'},
+    {"broker-exe", required_argument, NULL, 'b'},
+    {"worker-exe", required_argument, NULL, 'w'},
+    {"default-ttl", required_argument, NULL, 'D'},
+    {"max-ttl", required_argument, NULL, 'M'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int add_broker_id(struct settings *st, const char *id)
+{
+    if (!spiffe_id_valid(id) || st->config.n_broker_ids == MAX_BROKER_IDS)
+        return -1;
+    st->broker_ids[st->config.n_broker_ids++] = id;
+    return 0;
+}
+
+/* The YAML file over the defaults. 0, or -1 with "FILE:LINE: key: why". */
+static int load_file(struct settings *st, const char *path, char *err, size_t errlen)
+{
+    static const char *const known[] = {"trust_domain", "listen", "tls", "brokers", "state_dir",
+                                        "broker_exe", "worker_exe", "default_ttl_s", "max_ttl_s",
+                                        NULL};
+    static const char *const listen_keys[] = {"unix", "tcp", NULL};
+    static const char *const tls_keys[] = {"cert", "key", "bundle", NULL};
+    if (yconf_load_file(path, 0, &st->conf, err, errlen) < 0)
+        return -1;
+    struct yconf_node root, listen, tls, brokers;
+    yconf_root(st->conf, &root);
+    yconf_child(&root, "listen", &listen);
+    yconf_child(&root, "tls", &tls);
+    yconf_child(&root, "brokers", &brokers);
+    uint64_t ttl = st->config.default_ttl, max_ttl = st->config.max_ttl;
+    const char **ids = NULL;
+    size_t n_ids = 0;
+    if (yconf_mapping(&root, known, err, errlen) < 0 ||
+        (yconf_present(&listen) && yconf_mapping(&listen, listen_keys, err, errlen) < 0) ||
+        (yconf_present(&tls) && yconf_mapping(&tls, tls_keys, err, errlen) < 0) ||
+        yconf_opt_string(&root, "trust_domain", &st->config.trust_domain, err, errlen) < 0 ||
+        yconf_opt_string(&root, "state_dir", &st->state_dir, err, errlen) < 0 ||
+        yconf_opt_string(&root, "broker_exe", &st->broker_exe, err, errlen) < 0 ||
+        yconf_opt_string(&root, "worker_exe", &st->worker_exe, err, errlen) < 0 ||
+        yconf_opt_string(&listen, "unix", &st->socket_path, err, errlen) < 0 ||
+        yconf_opt_string(&listen, "tcp", &st->tcp_address, err, errlen) < 0 ||
+        yconf_opt_string(&tls, "cert", &st->tls.cert, err, errlen) < 0 ||
+        yconf_opt_string(&tls, "key", &st->tls.key, err, errlen) < 0 ||
+        yconf_opt_string(&tls, "bundle", &st->tls.bundle, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "default_ttl_s", 1, 86400, &ttl, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "max_ttl_s", 1, 86400, &max_ttl, err, errlen) < 0 ||
+        yconf_strings(&brokers, TLS_SPIFFE_ID_MAX - 1, MAX_BROKER_IDS, &ids, &n_ids, err,
+                      errlen) < 0)
+        return -1;
+    st->config.default_ttl = (uint32_t)ttl;
+    st->config.max_ttl = (uint32_t)max_ttl;
+    int rc = 0;
+    for (size_t i = 0; i < n_ids && rc == 0; i++) {
+        struct yconf_node item;
+        yconf_item(&brokers, i, &item);
+        if (add_broker_id(st, ids[i]) != 0)
+            rc = yconf_error(&item, err, errlen, "not a SPIFFE ID: \"%s\"", ids[i]);
+    }
+    free(ids);
+    return rc;
+}
+
+static int apply_flag(struct settings *st, int opt, const char *arg)
+{
+    int bad = 0;
+    switch (opt) {
+    case 's': st->socket_path = arg; break;
+    case 'L': st->tcp_address = arg; break;
+    case 'e': st->tls.cert = arg; break;
+    case 'k': st->tls.key = arg; break;
+    case 'B': st->tls.bundle = arg; break;
+    case 'I': bad = add_broker_id(st, arg); break;
+    case 'd': st->state_dir = arg; break;
+    case 't': st->config.trust_domain = arg; break;
+    case 'b': st->broker_exe = arg; break;
+    case 'w': st->worker_exe = arg; break;
+    case 'D': bad = parse_u32(arg, 1, 86400, &st->config.default_ttl); break;
+    case 'M': bad = parse_u32(arg, 1, 86400, &st->config.max_ttl); break;
+    default: break;
+    }
+    if (bad) {
+        const struct option *o = opts;
+        while (o->val != opt)
+            o++;
+        fprintf(stderr, "airlock-credd: bad value for --%s: %s\n", o->name, arg);
+    }
+    return bad ? -1 : 0;
+}
+
+static int check_settings(const struct settings *st, char *err, size_t errlen)
+{
+    char td_probe[512];
+    snprintf(td_probe, sizeof td_probe, "spiffe://%s/x", st->config.trust_domain);
+    if (!spiffe_id_valid(td_probe))
+        return err_set(err, errlen, "invalid trust domain '%s'", st->config.trust_domain);
+    if (!st->socket_path && !st->tcp_address)
+        return err_set(err, errlen, "nothing to listen on: give listen.unix or listen.tcp "
+                                    "(--socket, --listen-tcp)");
+    if (!st->state_dir)
+        return err_set(err, errlen, "no state directory (state_dir, --state-dir)");
+    if (st->tcp_address && !(st->tls.cert && st->tls.key && st->tls.bundle))
+        return err_set(err, errlen, "listen.tcp needs tls.cert, tls.key and tls.bundle: TCP is "
+                                    "mutual TLS only");
+    if (st->tcp_address && st->config.n_broker_ids == 0)
+        return err_set(err, errlen, "listen.tcp without brokers: no TLS caller could mint "
+                                    "(brokers, --broker-id)");
+    return 0;
+}
+
+/* Flags in two passes: --config first, then every other flag over it. */
+static int parse_args(int argc, char **argv, struct settings *st, bool *check_only, int *status)
+{
+    const char *config = NULL;
+    char err[512];
+    int opt;
+    *status = 64;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == '?') {
+            fputs(usage, stderr);
+            return -1;
+        }
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            *status = 0;
+            return -1;
+        }
+        if (opt == OPT_CONFIG)
+            config = optarg;
+        if (opt == OPT_CHECK_CONFIG)
+            *check_only = true;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "airlock-credd: unexpected argument '%s'\n%s", argv[optind], usage);
+        return -1;
+    }
+    if (config && load_file(st, config, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock-credd: %s\n", err);
+        *status = EXIT_CONFIG;
+        return -1;
+    }
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (apply_flag(st, opt, optarg) != 0)
+            return -1;
+    if (check_settings(st, err, sizeof err) != 0) {
+        fprintf(stderr, "airlock-credd: %s\n", err);
+        *status = EXIT_CONFIG;
+        return -1;
+    }
+    if (st->config.default_ttl > st->config.max_ttl)
+        st->config.default_ttl = st->config.max_ttl;
+    return 0;
+}
+
+/* SIGHUP: re-read our SVID, its key and the trust bundle. */
+static void reload_tls(void *ctx)
+{
+    struct tls_server *tls = ctx;
+    char err[512];
+    if (!tls)
+        return;
+    if (tls_server_reload(tls, err, sizeof err) == 0)
+        log_info("TLS files reloaded");
+    else
+        log_error("TLS reload failed, still serving the previous certificate: %s", err);
+}
+
 int main(int argc, char **argv)
 {
     log_set_program("airlock-credd");
-    const char *socket_path = NULL, *state_dir = NULL, *broker_exe = NULL, *worker_exe = NULL;
-    struct credd_config config = {.trust_domain = "airlock.local", .default_ttl = 60, .max_ttl = 900};
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},   {"state-dir", required_argument, NULL, 'd'},
-        {"trust-domain", required_argument, NULL, 't'}, {"broker-exe", required_argument, NULL, 'b'},
-        {"worker-exe", required_argument, NULL, 'w'}, {"default-ttl", required_argument, NULL, 'D'},
-        {"max-ttl", required_argument, NULL, 'M'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 's': socket_path = optarg; break;
-        case 'd': state_dir = optarg; break;
-        case 't': config.trust_domain = optarg; break;
-        case 'b': broker_exe = optarg; break;
-        case 'w': worker_exe = optarg; break;
-        case 'D':
-            if (parse_u32(optarg, 1, 86400, &config.default_ttl) != 0) {
-                fprintf(stderr, "airlock-credd: --default-ttl must be 1..86400\n");
-                return 64;
-            }
-            break;
-        case 'M':
-            if (parse_u32(optarg, 1, 86400, &config.max_ttl) != 0) {
-                fprintf(stderr, "airlock-credd: --max-ttl must be 1..86400\n");
-                return 64;
-            }
-            break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 64;
-        }
+    struct settings st = {.config = {.trust_domain = "airlock.local", .default_ttl = 60,
+                                     .max_ttl = 900}};
+    st.config.broker_ids = st.broker_ids;
+    bool check_only = false;
+    int exit_status;
+    if (parse_args(argc, argv, &st, &check_only, &exit_status) != 0) {
+        yconf_free(st.conf);
+        return exit_status;
     }
-    if (!socket_path || !state_dir || optind != argc) {
-        fputs(usage, stderr);
-        return 64;
+    struct credd_config config = st.config;
+    const char *state_dir = st.state_dir;
+    char err[512];
+    struct tls_server *tls = NULL;
+    if (st.tcp_address && !(tls = tls_server_new(&st.tls, config.trust_domain, err, sizeof err))) {
+        log_error("TLS: %s", err);
+        yconf_free(st.conf);
+        return EXIT_CONFIG;
     }
-    char td_probe[512];
-    snprintf(td_probe, sizeof td_probe, "spiffe://%s/x", config.trust_domain);
-    if (!spiffe_id_valid(td_probe)) {
-        fprintf(stderr, "airlock-credd: invalid trust domain '%s'\n", config.trust_domain);
-        return 64;
+    if (check_only) {
+        printf("credd configuration valid; trust domain %s; %zu broker identities over TLS\n",
+               config.trust_domain, config.n_broker_ids);
+        tls_server_free(tls);
+        yconf_free(st.conf);
+        return 0;
     }
-    if (config.default_ttl > config.max_ttl)
-        config.default_ttl = config.max_ttl;
-    if (resolve_exe(broker_exe, "airlock-broker", config.broker_exe, sizeof config.broker_exe) != 0 ||
-        resolve_exe(worker_exe, "airlock-worker", config.worker_exe, sizeof config.worker_exe) != 0) {
+    if (resolve_exe(st.broker_exe, "airlock-broker", config.broker_exe, sizeof config.broker_exe) != 0 ||
+        resolve_exe(st.worker_exe, "airlock-worker", config.worker_exe, sizeof config.worker_exe) != 0) {
         log_error("cannot resolve broker/worker executable paths: %s", strerror(errno));
+        tls_server_free(tls);
+        yconf_free(st.conf);
         return 1;
     }
+    int status = 1;
+    struct signing_key key;
+    bool have_key = false;
+    struct credd credd = {.config = &config, .key = &key};
     if (daemon_block_signals() != 0 || sodium_init() < 0) {
         log_error("cannot initialise");
-        return 1;
+        goto out;
     }
-
-    struct signing_key key;
-    char err[256];
     if (signing_key_load_or_create(state_dir, &key, err, sizeof err) != 0) {
         log_error("signing key: %s", err);
-        return 1;
+        goto out;
     }
-    struct credd credd = {.config = &config, .key = &key, .tokens = token_table_new()};
+    have_key = true;
     snprintf(credd.issuer, sizeof credd.issuer, "spiffe://%s/airlock/credd", config.trust_domain);
-    if (!credd.tokens) {
+    if (!(credd.tokens = token_table_new())) {
         log_error("out of memory");
-        signing_key_wipe(&key);
-        return 1;
+        goto out;
     }
 
     grpc_init();
-    int status = 1;
     struct rpc_method methods[8];
     size_t nmethods = credd_methods(&credd, methods, 8);
     struct rpc_server *server = rpc_server_new(methods, nmethods, 256);
@@ -172,8 +359,10 @@ int main(int argc, char **argv)
         log_error("cannot start the token sweeper");
     } else {
         sweeping = true;
-        log_info("key %s, broker %s", key.kid, config.broker_exe);
-        status = daemon_serve(server, socket_path) == 0 ? 0 : 1;
+        log_info("key %s, broker %s, %zu broker identities over TLS", key.kid, config.broker_exe,
+                 config.n_broker_ids);
+        const struct daemon_listeners listeners = {st.socket_path, st.tcp_address, tls};
+        status = daemon_serve(server, &listeners, reload_tls, tls) == 0 ? 0 : 1;
     }
     if (sweeping) {
         pthread_mutex_lock(&sw.lock);
@@ -186,8 +375,12 @@ int main(int argc, char **argv)
     pthread_cond_destroy(&sw.wake);
     rpc_server_free(server);
     grpc_shutdown();
-    token_table_free(credd.tokens);
-    signing_key_wipe(&key);
     log_info("stopped");
+out:
+    token_table_free(credd.tokens);
+    if (have_key)
+        signing_key_wipe(&key);
+    tls_server_free(tls);
+    yconf_free(st.conf);
     return status;
 }

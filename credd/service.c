@@ -26,9 +26,15 @@
 int credd_identify(const struct credd_config *config, const struct rpc_peer *peer, char *out,
                    size_t outlen)
 {
-    if (!peer->has_ucred)
-        return -1;
     int n;
+    if (peer->transport == RPC_TRANSPORT_TLS) {
+        if (!peer->authenticated)
+            return -1;
+        n = snprintf(out, outlen, "%s", peer->spiffe_id);
+        return n > 0 && (size_t)n < outlen ? 0 : -1;
+    }
+    if (peer->transport != RPC_TRANSPORT_UNIX)
+        return -1;
     if (peer->exe[0] && strcmp(peer->exe, config->broker_exe) == 0)
         n = snprintf(out, outlen, "spiffe://%s/airlock/broker", config->trust_domain);
     else if (peer->exe[0] && strcmp(peer->exe, config->worker_exe) == 0)
@@ -40,20 +46,28 @@ int credd_identify(const struct credd_config *config, const struct rpc_peer *pee
 
 /* The caller's identity and role, or a failed status. */
 struct caller {
-    char id[512];
+    char id[2048];
     bool is_broker;
     bool is_worker;
 };
 
 static grpc_status_code identify(struct credd *d, struct rpc_call *call, struct caller *c)
 {
-    if (credd_identify(d->config, rpc_call_peer(call), c->id, sizeof c->id) != 0)
-        return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "caller has no workload identity");
+    const struct rpc_peer *peer = rpc_call_peer(call);
+    if (credd_identify(d->config, peer, c->id, sizeof c->id) != 0) {
+        const char *why = peer->transport == RPC_TRANSPORT_TLS && peer->auth_error[0]
+                              ? peer->auth_error
+                              : "caller has no workload identity";
+        log_warn("authn denied: %s", why);
+        return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "%s", why);
+    }
     char want[512];
     snprintf(want, sizeof want, "spiffe://%s/airlock/broker", d->config->trust_domain);
-    c->is_broker = strcmp(c->id, want) == 0;
+    c->is_broker = peer->transport == RPC_TRANSPORT_UNIX && strcmp(c->id, want) == 0;
+    for (size_t i = 0; peer->transport == RPC_TRANSPORT_TLS && i < d->config->n_broker_ids; i++)
+        c->is_broker |= strcmp(c->id, d->config->broker_ids[i]) == 0;
     snprintf(want, sizeof want, "spiffe://%s/airlock/worker", d->config->trust_domain);
-    c->is_worker = strcmp(c->id, want) == 0;
+    c->is_worker = peer->transport == RPC_TRANSPORT_UNIX && strcmp(c->id, want) == 0;
     return GRPC_STATUS_OK;
 }
 
@@ -141,7 +155,10 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     bad |= json_object_set_new(claims, "jti", json_string(jti));
     if (scope)
         bad |= json_object_set_new(claims, "scope", json_string(scope));
+    /* RFC 8693: the broker acts for the caller (sub); it is also the party
+     * the token was issued to (azp). */
     bad |= json_object_set_new(claims, "act", json_pack("{s:s}", "sub", who.id));
+    bad |= json_object_set_new(claims, "azp", json_string(who.id));
     bad |= json_object_set_new(claims, "task_id", json_string(req->task_id));
     if (req->code_sha256[0])
         bad |= json_object_set_new(claims, "code_sha256", json_string(req->code_sha256));
@@ -256,6 +273,7 @@ static grpc_status_code introspect(struct rpc_call *call, const ProtobufCMessage
         resp.task_id = claim_string(claims, "task_id");
         resp.code_sha256 = claim_string(claims, "code_sha256");
         resp.act_sub = claim_string(json_object_get(claims, "act"), "sub");
+        resp.azp = claim_string(claims, "azp");
         resp.iat = json_integer_value(json_object_get(claims, "iat"));
         resp.nbf = json_integer_value(json_object_get(claims, "nbf"));
         resp.exp = json_integer_value(json_object_get(claims, "exp"));

@@ -17,6 +17,8 @@ struct credd_config {
     char worker_exe[4096];      /* ... and this one a worker */
     uint32_t default_ttl;       /* seconds, when the request names none */
     uint32_t max_ttl;           /* seconds, hard cap */
+    const char **broker_ids;    /* SPIFFE IDs that are the broker over mutual TLS */
+    size_t n_broker_ids;
 };
 
 struct credd {
@@ -29,7 +31,9 @@ struct credd {
 /* The method table; ctx of every entry is the struct credd. */
 size_t credd_methods(struct credd *credd, struct rpc_method *methods, size_t cap);
 
-/* SPIFFE ID of a caller. Returns 0, or -1 when the peer has no identity. */
+/* SPIFFE ID of a caller: its verified SVID over TLS; on the Unix socket the
+ * broker or a worker by executable, else spiffe://<td>/uid/<uid>. Returns 0,
+ * or -1 when the peer has no identity. */
 int credd_identify(const struct credd_config *config, const struct rpc_peer *peer, char *out,
                    size_t outlen);
 

@@ -1,5 +1,5 @@
 /*
- * daemon.c - signal handling and sibling paths for the daemons.
+ * daemon.c - listeners, signal handling and sibling paths for the daemons.
  */
 #include "daemon.h"
 
@@ -8,9 +8,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tls.h"
 #include "util.h"
 
 static void stop_signals(sigset_t *set)
@@ -31,42 +33,72 @@ int daemon_block_signals(void)
     return sigaction(SIGPIPE, &ign, NULL);
 }
 
+struct signal_watch {
+    struct rpc_server *server;
+    daemon_reload_fn reload;
+    void *reload_ctx;
+};
+
 static void *signal_thread(void *arg)
 {
-    struct rpc_server *s = arg;
+    struct signal_watch *w = arg;
     sigset_t set;
     stop_signals(&set);
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0)
             continue;
-        if (sig == SIGHUP) /* reserved for reloading; ignored for now */
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: reloading");
+            if (w->reload)
+                w->reload(w->reload_ctx);
             continue;
+        }
         log_info("signal %d: shutting down", sig);
-        rpc_server_stop(s);
+        rpc_server_stop(w->server);
+        free(w);
         return NULL;
     }
 }
 
-int daemon_stop_on_signal(struct rpc_server *s)
+static int listen_all(struct rpc_server *s, const struct daemon_listeners *l)
 {
-    pthread_t t;
-    if (pthread_create(&t, NULL, signal_thread, s) != 0)
-        return -1;
-    return pthread_detach(t) == 0 ? 0 : -1;
+    if (l->unix_path) {
+        if (rpc_server_listen_unix(s, l->unix_path) != 0) {
+            log_error("cannot listen on %s: %s", l->unix_path, strerror(errno));
+            return -1;
+        }
+        log_info("listening on %s (peer credentials)", l->unix_path);
+    }
+    if (l->tls_address) {
+        int port = l->tls ? rpc_server_listen_tls(s, l->tls_address, l->tls) : -1;
+        if (port <= 0) {
+            log_error("cannot listen on %s with mutual TLS", l->tls_address);
+            return -1;
+        }
+        log_info("listening on %s, port %d (mutual TLS)", l->tls_address, port);
+    }
+    return 0;
 }
 
-int daemon_serve(struct rpc_server *s, const char *socket_path)
+int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
+                 void *reload_ctx)
 {
-    if (rpc_server_listen_unix(s, socket_path) != 0) {
-        log_error("cannot listen on %s: %s", socket_path, strerror(errno));
+    struct signal_watch *w = malloc(sizeof *w); /* the signal thread frees it */
+    if (!w)
+        return -1;
+    *w = (struct signal_watch){s, reload, reload_ctx};
+    if (listen_all(s, l) != 0) {
+        free(w);
         return -1;
     }
-    if (rpc_server_start(s) != 0 || daemon_stop_on_signal(s) != 0) {
+    pthread_t t;
+    if (rpc_server_start(s) != 0 || pthread_create(&t, NULL, signal_thread, w) != 0) {
         log_error("cannot start the server");
+        free(w);
         return -1;
     }
-    log_info("listening on %s", socket_path);
+    pthread_detach(t);
     rpc_server_run(s);
     return 0;
 }

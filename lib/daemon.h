@@ -1,7 +1,8 @@
 /*
- * daemon.h - what both daemons do around their server: signal handling
- * (SIGTERM/SIGINT stop the server cleanly, SIGPIPE is ignored) and
- * resolving sibling executables.
+ * daemon.h - what both daemons do around their server: listeners (a Unix
+ * socket with peer credentials, a TCP port with mutual TLS), signal handling
+ * (SIGTERM/SIGINT stop the server cleanly, SIGHUP reloads, SIGPIPE is
+ * ignored) and resolving sibling executables.
  */
 #ifndef AIRLOCK_DAEMON_H
 #define AIRLOCK_DAEMON_H
@@ -15,12 +16,23 @@
  * every thread inherits the mask. */
 int daemon_block_signals(void);
 
-/* Starts a thread that waits for SIGTERM or SIGINT and stops s. */
-int daemon_stop_on_signal(struct rpc_server *s);
+struct tls_server;
 
-/* Listens on socket_path, starts s, stops it on SIGTERM/SIGINT and serves
- * until then. 0 after a clean stop, -1 (logged) if it could not start. */
-int daemon_serve(struct rpc_server *s, const char *socket_path);
+/* Where a daemon listens: either or both. */
+struct daemon_listeners {
+    const char *unix_path;   /* NULL: no Unix socket */
+    const char *tls_address; /* "host:port" for mutual TLS; NULL: no TCP */
+    struct tls_server *tls;  /* required with tls_address */
+};
+
+/* Called on SIGHUP, on the signal thread. */
+typedef void (*daemon_reload_fn)(void *ctx);
+
+/* Listens where l says, starts s, reloads on SIGHUP, stops on SIGTERM or
+ * SIGINT and serves until then. 0 after a clean stop, -1 (logged) if it
+ * could not start. */
+int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
+                 void *reload_ctx);
 
 /* Absolute path of NAME in the directory of the running executable. */
 int daemon_sibling_path(const char *name, char *out, size_t outlen);

@@ -21,6 +21,7 @@
 #include "airlock/v1/credentials.pb-c.h"
 #include "frame.h"
 #include "rpc.h"
+#include "tls.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -70,7 +71,18 @@ static bool revoke_token(const Airlock__Internal__V1__Task *task)
 {
     bool ok = false;
     grpc_init();
-    struct rpc_channel *ch = rpc_channel_new(task->credd_address);
+    struct rpc_channel *ch;
+    const Airlock__Internal__V1__CreddTls *tls = task->credd_tls;
+    if (tls) {
+        struct tls_files files = {tls->cert, tls->key, tls->bundle};
+        char err[256];
+        ch = rpc_channel_new_tls(task->credd_address, &files, tls->spiffe_id[0] ? tls->spiffe_id : NULL,
+                                 tls->trust_domain, err, sizeof err);
+        if (!ch)
+            log_warn("task %s: cannot reach credd: %s", task->task_id, err);
+    } else {
+        ch = rpc_channel_new(task->credd_address);
+    }
     if (ch) {
         Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
         rr.token_id = task->token_id;

@@ -35,6 +35,7 @@ KEYS = "/airlock.v1.Credentials/Keys"
 HEALTH = "/grpc.health.v1.Health/Check"
 
 TRUST_DOMAIN_PREFIX = "spiffe://airlock.local/uid/"
+DEV_CA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "dev-ca.sh")
 
 
 def bin_path(name):
@@ -107,6 +108,50 @@ def split_events(events):
     return started, out, err, finished
 
 
+# --------------------------------------------------------------- identities
+
+class DevCA:
+    """A throw-away CA (deploy/dev-ca.sh) and the SVIDs tests need."""
+
+    def __init__(self, directory, trust_domain):
+        self.dir = directory
+        self.td = trust_domain
+        self._run("ca")
+        self.bundle = os.path.join(directory, "ca.pem")
+
+    def _run(self, *args):
+        subprocess.run(["bash", DEV_CA, self.dir, "--trust-domain", self.td] + list(args),
+                       check=True, capture_output=True, timeout=60)
+
+    def svid(self, name, spiffe_id, *options):
+        """Makes NAME.pem / NAME.key; returns (cert path, key path)."""
+        self._run("svid", name, spiffe_id, *options)
+        return os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tls_channel(address, ca, cert=None, key=None):
+    """A grpcio mTLS channel (python3-grpcio). The server SVID carries DNS SAN
+    localhost for grpcio's host name check."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read(ca),
+        private_key=read(key) if key else None,
+        certificate_chain=read(cert) if cert else None)
+    return grpc.secure_channel(address, creds,
+                               options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # --------------------------------------------------------------- processes
 
 def proc_cmdlines():
@@ -173,8 +218,9 @@ def orphan_workers(worker_exe):
 class Daemons:
     """A credd and a broker of our own, on temporary sockets."""
 
-    def __init__(self, broker_args=()):
+    def __init__(self, broker_args=(), credd_args=()):
         self.broker_args = list(broker_args)
+        self.credd_args = list(credd_args)
         self.tmp = tempfile.mkdtemp(prefix="airlock-it-")
         self.credd_sock = os.path.join(self.tmp, "credd.sock")
         self.broker_sock = os.path.join(self.tmp, "broker.sock")
@@ -220,7 +266,7 @@ class Daemons:
                 raise AssertionError(f"{bin_path(b)} is missing: build first "
                                      f"(AIRLOCK_BIN_DIR={BIN_DIR!r})")
         try:
-            self.credd = self._spawn("credd", ["--socket", self.credd_sock])
+            self.credd = self._spawn("credd", ["--socket", self.credd_sock] + self.credd_args)
             self._wait_healthy("credd", self.credd, self.credd_addr)
             self.broker = self._spawn("broker", ["--socket", self.broker_sock,
                                                  "--credd", self.credd_addr] + self.broker_args)
@@ -315,10 +361,11 @@ class Daemons:
 class DaemonTestCase(unittest.TestCase):
     """One pair of daemons for the whole class."""
     BROKER_ARGS = ()  # extra airlock-broker flags for the class
+    CREDD_ARGS = ()   # extra airlock-credd flags
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemons(cls.BROKER_ARGS)
+        cls.d = Daemons(cls.BROKER_ARGS, cls.CREDD_ARGS)
         cls.d.start()
         cls.broker = cls.d.channel("broker")
         cls.credd = cls.d.channel("credd")

@@ -27,9 +27,9 @@ class Limits(DaemonTestCase):
         req = broker_pb2.ExecuteRequest(runtime="sh", code=b"true", **kw)
         return execute(self.broker, req)
 
-    def assertRefused(self, field, **kw):
+    def assertRefused(self, field, status_code=grpc.StatusCode.INVALID_ARGUMENT, **kw):
         events, status, details = self.call(**kw)
-        self.assertEqual(status, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertEqual(status, status_code, details)
         self.assertIn(field, details)
         self.assertEqual(events, [], "nothing may run when the request is refused")
 
@@ -55,14 +55,20 @@ class Limits(DaemonTestCase):
         self.assertEqual(finished.reason, R.OK, finished.message)
         self.assertEqual(started.limits, lim)
 
-    def test_above_the_cap_is_refused(self):
-        self.assertRefused("memory_bytes", limits=broker_pb2.Limits(memory_bytes=257 * MiB))
-        self.assertRefused("cpu_ms", limits=broker_pb2.Limits(cpu_ms=20001))
-        self.assertRefused("max_pids", limits=broker_pb2.Limits(max_pids=33))
-        self.assertRefused("disk_bytes", limits=broker_pb2.Limits(disk_bytes=17 * MiB))
-        self.assertRefused("open_files", limits=broker_pb2.Limits(open_files=129))
-        self.assertRefused("output_bytes", limits=broker_pb2.Limits(output_bytes=100001))
-        self.assertRefused("timeout_ms", limits=broker_pb2.Limits(timeout_ms=3_600_001))
+    def test_above_the_cap_is_denied_never_trimmed(self):
+        # The built-in rule grants the broker's caps; more is a policy denial.
+        denied = grpc.StatusCode.PERMISSION_DENIED
+        self.assertRefused("limits.memory_bytes 269484032 exceeds the grant 268435456", denied,
+                           limits=broker_pb2.Limits(memory_bytes=257 * MiB))
+        self.assertRefused("limits.cpu_ms", denied, limits=broker_pb2.Limits(cpu_ms=20001))
+        self.assertRefused("limits.max_pids", denied, limits=broker_pb2.Limits(max_pids=33))
+        self.assertRefused("limits.disk_bytes", denied,
+                           limits=broker_pb2.Limits(disk_bytes=17 * MiB))
+        self.assertRefused("limits.open_files", denied, limits=broker_pb2.Limits(open_files=129))
+        self.assertRefused("limits.output_bytes", denied,
+                           limits=broker_pb2.Limits(output_bytes=100001))
+        self.assertRefused("limits.timeout_ms", denied,
+                           limits=broker_pb2.Limits(timeout_ms=3_600_001))
 
     def test_too_small_or_contradictory_is_refused(self):
         self.assertRefused("memory_bytes", limits=broker_pb2.Limits(memory_bytes=1 * MiB))

@@ -49,10 +49,11 @@ class Robustness(DaemonTestCase):
         self.assertIn("limit", details)
         self.assertEqual(events, [])
 
-    def test_timeout_over_the_limit_is_invalid_argument(self):
+    def test_timeout_over_the_grant_is_permission_denied(self):
         req = broker_pb2.ExecuteRequest(runtime="sh", code=b"true", timeout_ms=3_600_000)
         code, details, _ = raw_execute(self.broker, req.SerializeToString())
-        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED, details)
+        self.assertIn("limits.timeout_ms 3600000 exceeds the grant", details)
 
     def test_caller_cancelling_kills_the_task_and_revokes_its_token(self):
         marker = "31.90817"

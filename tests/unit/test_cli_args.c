@@ -19,9 +19,9 @@
 
 #define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
 /* Parses a literal command line; env_broker/env_credd may be NULL. */
-#define PARSE(out, err, eb, ec, ...)                                                              \
-    cli_parse(ARGC("airlock", __VA_ARGS__), (char *[]){"airlock", __VA_ARGS__, NULL}, eb, ec, out, \
-              err, sizeof err)
+#define PARSE(out, err, eb, ec, ...)                                                     \
+    cli_parse(ARGC("airlock", __VA_ARGS__), (char *[]){"airlock", __VA_ARGS__, NULL},    \
+              &(struct cli_env){.broker = (eb), .credd = (ec)}, out, err, sizeof err)
 
 static void test_exec_inline_defaults(void **state)
 {
@@ -218,7 +218,7 @@ static void test_unknown_things(void **state)
     assert_non_null(strstr(err, "unknown option '--frobnicate'"));
     assert_int_equal(PARSE(&a, err, NULL, NULL, "launch"), -1);
     assert_non_null(strstr(err, "unknown command 'launch'"));
-    assert_int_equal(cli_parse(1, (char *[]){"airlock", NULL}, NULL, NULL, &a, err, sizeof err), -1);
+    assert_int_equal(cli_parse(1, (char *[]){"airlock", NULL}, NULL, &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "missing command"));
     assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "mint"), -1);
     assert_int_equal(PARSE(&a, err, NULL, NULL, "token"), -1);
@@ -236,9 +236,65 @@ static void test_options_of_another_verb(void **state)
     struct cli_args a;
     char err[256];
     assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--runtime", "sh"), -1);
-    assert_non_null(strstr(err, "'exec' only"));
+    assert_non_null(strstr(err, "'exec' and 'policy check' only"));
     assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--id", "j", "-c", "x"), -1);
     assert_non_null(strstr(err, "'token introspect' only"));
+    /* A misplaced option after a fitting one is still caught. */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--runtime", "sh", "--config", "f", "-c", "x"), -1);
+    assert_non_null(strstr(err, "'--config' applies to 'policy check' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "check", "--config", "f", "--spiffe-id",
+                           "spiffe://td/a", "--stdin", "x"), -1);
+    assert_non_null(strstr(err, "'--stdin' applies to 'exec' only"));
+}
+
+static void test_policy_check(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "check", "--config", "b.yaml", "--spiffe-id",
+                           "spiffe://td/agents/x", "--runtime", "sh", "--scope", "s1",
+                           "--memory-mb", "64"), 0);
+    assert_int_equal(a.verb, CLI_VERB_POLICY_CHECK);
+    assert_string_equal(a.config, "b.yaml");
+    assert_string_equal(a.spiffe_id, "spiffe://td/agents/x");
+    assert_string_equal(a.runtime, "sh");
+    assert_int_equal(a.nscopes, 1);
+    assert_int_equal(a.memory_bytes, 64u << 20);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "check", "--config", "b.yaml"), -1);
+    assert_non_null(strstr(err, "--spiffe-id"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy"), -1);
+    assert_non_null(strstr(err, "'policy check'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "show"), -1);
+    assert_non_null(strstr(err, "unknown command 'policy show'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "check", "--config", "b", "--spiffe-id", "x",
+                           "extra"), -1);
+}
+
+static void test_tls_files(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, "h:1", NULL, "--cert", "c.pem", "--key", "k.pem", "--ca", "ca.pem",
+                           "--server-id", "spiffe://td/airlock/broker", "exec", "-c", "x"), 0);
+    assert_string_equal(a.cert, "c.pem");
+    assert_string_equal(a.key, "k.pem");
+    assert_string_equal(a.ca, "ca.pem");
+    assert_string_equal(a.server_id, "spiffe://td/airlock/broker");
+    assert_false(cli_address_is_unix(a.broker));
+    assert_true(cli_address_is_unix("unix:/run/x.sock"));
+    /* Half a set is a mistake, named. */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--cert", "c.pem", "--ca", "ca.pem", "health"), -1);
+    assert_non_null(strstr(err, "--key is missing"));
+    /* The environment supplies them; a flag wins. */
+    struct cli_env env = {.cert = "env.pem", .key = "env.key", .ca = "env-ca.pem", .server_id = ""};
+    char *argv[] = {"airlock", "--cert", "flag.pem", "keys", NULL};
+    assert_int_equal(cli_parse(4, argv, &env, &a, err, sizeof err), 0);
+    assert_string_equal(a.cert, "flag.pem");
+    assert_string_equal(a.key, "env.key");
+    assert_string_equal(a.ca, "env-ca.pem");
+    assert_null(a.server_id);
 }
 
 static void test_too_many_scopes(void **state)
@@ -257,12 +313,12 @@ static void test_too_many_scopes(void **state)
     argv[n] = NULL;
     struct cli_args a;
     char err[256];
-    assert_int_equal(cli_parse(n, argv, NULL, NULL, &a, err, sizeof err), -1);
+    assert_int_equal(cli_parse(n, argv, NULL, &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "too many --scope"));
     /* exactly the maximum is fine */
     argv[2 * CLI_MAX_SCOPES + 2] = "-c";
     argv[2 * CLI_MAX_SCOPES + 3] = "x";
-    assert_int_equal(cli_parse(2 * CLI_MAX_SCOPES + 4, argv, NULL, NULL, &a, err, sizeof err), 0);
+    assert_int_equal(cli_parse(2 * CLI_MAX_SCOPES + 4, argv, NULL, &a, err, sizeof err), 0);
     assert_int_equal(a.nscopes, CLI_MAX_SCOPES);
 }
 
@@ -378,6 +434,8 @@ int main(void)
         cmocka_unit_test(test_bad_numbers),
         cmocka_unit_test(test_unknown_things),
         cmocka_unit_test(test_options_of_another_verb),
+        cmocka_unit_test(test_policy_check),
+        cmocka_unit_test(test_tls_files),
         cmocka_unit_test(test_too_many_scopes),
         cmocka_unit_test(test_introspect),
         cmocka_unit_test(test_help_version_health),

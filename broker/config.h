@@ -1,0 +1,71 @@
+/*
+ * config.h - the broker's settings: built-in defaults, then the YAML file
+ * (--config), then command-line flags, each overriding the one before. Also
+ * the policy they describe. Shared by airlock-broker and `airlock policy
+ * check`, so a review sees exactly what the broker will enforce.
+ *
+ *   trust_domain: prod.example
+ *   listen: {unix: /run/airlock/broker.sock, tcp: "0.0.0.0:8443"}
+ *   tls: {cert: svid.pem, key: svid_key.pem, bundle: bundle.pem}
+ *   credd: {address: "unix:/run/airlock/credd.sock", spiffe_id: spiffe://prod.example/airlock/credd}
+ *   state_dir: /var/lib/airlock/broker
+ *   worker: /usr/lib/airlock/airlock-worker
+ *   max_tasks: 32
+ *   cgroup: auto
+ *   token_skew_s: 30
+ *   limits: {default_timeout_ms: 10000, timeout_ms: 300000, memory_mb: 512, cpu_ms: 60000,
+ *            max_pids: 64, output_bytes: 8388608, disk_mb: 32, open_files: 256}
+ *   unix_identities: [...]   # see policy.h
+ *   policy: [...]            # see policy.h
+ */
+#ifndef AIRLOCK_BROKER_CONFIG_H
+#define AIRLOCK_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "execute.h"
+#include "policy.h"
+#include "tls.h"
+#include "yamlconf.h"
+
+struct broker_settings {
+    struct broker_config cfg;   /* what execute.c reads (limits are the machine's caps) */
+    const char *socket_path;    /* listen.unix; NULL: none */
+    const char *tcp_address;    /* listen.tcp; NULL: none */
+    struct tls_files tls;       /* our SVID, for listen.tcp and a TCP credd */
+    const char *credd_spiffe_id; /* credd's SPIFFE ID over TCP; NULL: any in the trust domain */
+    const char *state_dir;
+    const char *worker;         /* NULL: airlock-worker beside the broker */
+    uint64_t max_tasks;
+    uint32_t cgroup_mode;       /* enum sandbox_cgroup_mode */
+    const char *config_path;    /* NULL: no file, built-in policy */
+    struct yconf *conf;         /* the loaded file; the strings above may point into it */
+};
+
+/* Built-in defaults. */
+void broker_settings_init(struct broker_settings *s);
+
+/* "auto", "v1", "v2" or "none" to enum sandbox_cgroup_mode. 0 or -1. */
+int broker_parse_cgroup_mode(const char *name, uint32_t *out);
+
+/* Applies the file at path over s. 0, or -1 with "FILE:LINE: key: why". */
+int broker_settings_load(struct broker_settings *s, const char *path, char *err, size_t errlen);
+
+/* Checks the settings hang together (addresses, TLS files, limits). */
+int broker_settings_check(const struct broker_settings *s, char *err, size_t errlen);
+
+/* The policy: the file's rules (deny by default; a file without rules
+ * denies everyone), or without a file the built-in rule for owner_uid's own
+ * identity. 0, or -1 with err. */
+int broker_settings_policy(const struct broker_settings *s, uid_t owner_uid, struct policy **out,
+                           char *err, size_t errlen);
+
+/* The machine caps as policy limits. */
+void broker_settings_caps(const struct broker_settings *s, struct policy_limits *caps);
+
+void broker_settings_free(struct broker_settings *s);
+
+#endif
