@@ -143,34 +143,16 @@ static int parse_args(int argc, char **argv, struct broker_settings *s, bool *ch
                       int *status)
 {
     const char *config = NULL;
-    int opt;
-    *status = 64;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == '?') {
-            fputs(usage, stderr);
-            return -1;
-        }
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            *status = 0;
-            return -1;
-        }
-        if (opt == OPT_CONFIG)
-            config = optarg;
-        if (opt == OPT_CHECK_CONFIG)
-            *check_only = true;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "airlock-broker: unexpected argument '%s'\n%s", argv[optind], usage);
+    if (daemon_scan_flags(argc, argv, opts, usage, OPT_CONFIG, OPT_CHECK_CONFIG, &config,
+                          check_only, status) != 0)
         return -1;
-    }
     char err[512];
     if (config && broker_settings_load(s, config, err, sizeof err) != 0) {
         fprintf(stderr, "airlock-broker: %s\n", err);
         *status = EXIT_CONFIG;
         return -1;
     }
-    optind = 0;
+    int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (apply_flag(s, opt, optarg) != 0)
             return -1;
@@ -180,19 +162,6 @@ static int parse_args(int argc, char **argv, struct broker_settings *s, bool *ch
         return -1;
     }
     return 0;
-}
-
-/* SIGHUP: re-read our SVID, its key and the trust bundle. */
-static void reload_tls(void *ctx)
-{
-    struct tls_server *tls = ctx;
-    char err[512];
-    if (!tls)
-        return;
-    if (tls_server_reload(tls, err, sizeof err) == 0)
-        log_info("TLS files reloaded");
-    else
-        log_error("TLS reload failed, still serving the previous certificate: %s", err);
 }
 
 /* The channel to credd: peer credentials on a Unix socket, else mutual TLS
@@ -320,7 +289,7 @@ int main(int argc, char **argv)
         log_info("credd %s, worker %s, %s, %zu policy rules", cfg->credd_address, cfg->worker_exe,
                  s.config_path ? s.config_path : "built-in policy", policy_rule_count(policy));
         const struct daemon_listeners listeners = {s.socket_path, s.tcp_address, tls};
-        status = daemon_serve(server, &listeners, reload_tls, tls) == 0 ? 0 : 1;
+        status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
     rpc_server_free(server);
     rpc_channel_free(broker.credd);

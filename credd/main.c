@@ -238,33 +238,15 @@ static int parse_args(int argc, char **argv, struct settings *st, bool *check_on
 {
     const char *config = NULL;
     char err[512];
-    int opt;
-    *status = 64;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == '?') {
-            fputs(usage, stderr);
-            return -1;
-        }
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            *status = 0;
-            return -1;
-        }
-        if (opt == OPT_CONFIG)
-            config = optarg;
-        if (opt == OPT_CHECK_CONFIG)
-            *check_only = true;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "airlock-credd: unexpected argument '%s'\n%s", argv[optind], usage);
+    if (daemon_scan_flags(argc, argv, opts, usage, OPT_CONFIG, OPT_CHECK_CONFIG, &config,
+                          check_only, status) != 0)
         return -1;
-    }
     if (config && load_file(st, config, err, sizeof err) != 0) {
         fprintf(stderr, "airlock-credd: %s\n", err);
         *status = EXIT_CONFIG;
         return -1;
     }
-    optind = 0;
+    int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if (apply_flag(st, opt, optarg) != 0)
             return -1;
@@ -276,19 +258,6 @@ static int parse_args(int argc, char **argv, struct settings *st, bool *check_on
     if (st->config.default_ttl > st->config.max_ttl)
         st->config.default_ttl = st->config.max_ttl;
     return 0;
-}
-
-/* SIGHUP: re-read our SVID, its key and the trust bundle. */
-static void reload_tls(void *ctx)
-{
-    struct tls_server *tls = ctx;
-    char err[512];
-    if (!tls)
-        return;
-    if (tls_server_reload(tls, err, sizeof err) == 0)
-        log_info("TLS files reloaded");
-    else
-        log_error("TLS reload failed, still serving the previous certificate: %s", err);
 }
 
 int main(int argc, char **argv)
@@ -362,7 +331,7 @@ int main(int argc, char **argv)
         log_info("key %s, broker %s, %zu broker identities over TLS", key.kid, config.broker_exe,
                  config.n_broker_ids);
         const struct daemon_listeners listeners = {st.socket_path, st.tcp_address, tls};
-        status = daemon_serve(server, &listeners, reload_tls, tls) == 0 ? 0 : 1;
+        status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
     if (sweeping) {
         pthread_mutex_lock(&sw.lock);

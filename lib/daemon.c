@@ -4,6 +4,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +32,48 @@ int daemon_block_signals(void)
         return -1;
     struct sigaction ign = {.sa_handler = SIG_IGN};
     return sigaction(SIGPIPE, &ign, NULL);
+}
+
+void daemon_reload_tls(void *ctx)
+{
+    struct tls_server *tls = ctx;
+    char err[512];
+    if (!tls)
+        return;
+    if (tls_server_reload(tls, err, sizeof err) == 0)
+        log_info("TLS files reloaded");
+    else
+        log_error("TLS reload failed, still serving the previous certificate: %s", err);
+}
+
+int daemon_scan_flags(int argc, char **argv, const struct option *opts, const char *usage,
+                      int config_opt, int check_opt, const char **config, bool *check_only,
+                      int *status)
+{
+    int opt;
+    *status = 64; /* EX_USAGE */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == '?') {
+            fputs(usage, stderr);
+            return -1;
+        }
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            *status = 0;
+            return -1;
+        }
+        if (opt == config_opt)
+            *config = optarg;
+        if (opt == check_opt)
+            *check_only = true;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n%s", program_invocation_short_name,
+                argv[optind], usage);
+        return -1;
+    }
+    optind = 0;
+    return 0;
 }
 
 struct signal_watch {

@@ -7,6 +7,8 @@
 #ifndef AIRLOCK_DAEMON_H
 #define AIRLOCK_DAEMON_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rpc.h"
@@ -27,6 +29,19 @@ struct daemon_listeners {
 
 /* Called on SIGHUP, on the signal thread. */
 typedef void (*daemon_reload_fn)(void *ctx);
+
+/* A daemon_reload_fn re-reading the TLS files of ctx, a struct tls_server
+ * (NULL: nothing to do); a failure is logged and the old files keep serving. */
+void daemon_reload_tls(void *ctx);
+
+/* First pass over a daemon's flags (opts, getopt_long style): finds the
+ * config file (option value config_opt) and --check-config (check_opt),
+ * answers --help, refuses unknown flags and stray arguments. Then resets
+ * getopt for the second pass that applies the other flags over the file.
+ * 0 to go on, or -1 to exit with *status. */
+int daemon_scan_flags(int argc, char **argv, const struct option *opts, const char *usage,
+                      int config_opt, int check_opt, const char **config, bool *check_only,
+                      int *status);
 
 /* Listens where l says, starts s, reloads on SIGHUP, stops on SIGTERM or
  * SIGINT and serves until then. 0 after a clean stop, -1 (logged) if it
