@@ -176,9 +176,7 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
 
 int broker_settings_check(const struct broker_settings *s, char *err, size_t errlen)
 {
-    char probe[512];
-    snprintf(probe, sizeof probe, "spiffe://%s/x", s->cfg.trust_domain);
-    if (!spiffe_id_valid(probe))
+    if (!trust_domain_valid(s->cfg.trust_domain))
         return err_set(err, errlen, "invalid trust domain '%s'", s->cfg.trust_domain);
     if (!s->socket_path && !s->tcp_address)
         return err_set(err, errlen, "nothing to listen on: give listen.unix or listen.tcp "

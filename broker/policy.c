@@ -484,9 +484,7 @@ static int load_list(const struct loader *ld, const struct yconf_node *n, struct
 /* A policy with nothing in it yet, for trust_domain. */
 static struct policy *policy_new(const char *trust_domain)
 {
-    char probe[512];
-    snprintf(probe, sizeof probe, "spiffe://%s/x", trust_domain ? trust_domain : "");
-    struct policy *p = spiffe_id_valid(probe) ? calloc(1, sizeof *p) : NULL;
+    struct policy *p = trust_domain_valid(trust_domain) ? calloc(1, sizeof *p) : NULL;
     if (p && !(p->trust_domain = strdup(trust_domain))) {
         free(p);
         p = NULL;

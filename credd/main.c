@@ -215,9 +215,7 @@ static int apply_flag(struct settings *st, int opt, const char *arg)
 
 static int check_settings(const struct settings *st, char *err, size_t errlen)
 {
-    char td_probe[512];
-    snprintf(td_probe, sizeof td_probe, "spiffe://%s/x", st->config.trust_domain);
-    if (!spiffe_id_valid(td_probe))
+    if (!trust_domain_valid(st->config.trust_domain))
         return err_set(err, errlen, "invalid trust domain '%s'", st->config.trust_domain);
     if (!st->socket_path && !st->tcp_address)
         return err_set(err, errlen, "nothing to listen on: give listen.unix or listen.tcp "

@@ -223,14 +223,6 @@ static const char *printable(const char *s, char *out, size_t outlen)
     return out;
 }
 
-/* A trust domain as tls.h takes it: what spiffe_id_valid accepts before the path. */
-static bool trust_domain_valid(const char *td)
-{
-    char id[TRUST_DOMAIN_MAX + sizeof SPIFFE_SCHEME + 2];
-    int n = snprintf(id, sizeof id, SPIFFE_SCHEME "%s/x", td ? td : "");
-    return td && n > 0 && (size_t)n < sizeof id && spiffe_id_valid(id);
-}
-
 /* Judges the URI SANs of a certificate (nuris of them, the first is uri)
  * as an X.509-SVID's: exactly one, a valid SPIFFE ID, in trust_domain (when
  * not NULL) and equal to expected (when not NULL). who names the certificate

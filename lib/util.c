@@ -110,3 +110,12 @@ bool spiffe_id_valid(const char *id)
             return false;
     return p > td && *p == '/' && p[1] != '\0';
 }
+
+bool trust_domain_valid(const char *td)
+{
+    char probe[sizeof "spiffe://" + 255 + sizeof "/x"]; /* the spec's 255-byte cap */
+    if (!td || strlen(td) > 255)
+        return false;
+    int n = snprintf(probe, sizeof probe, "spiffe://%s/x", td);
+    return n > 0 && (size_t)n < sizeof probe && spiffe_id_valid(probe);
+}

@@ -42,5 +42,8 @@ bool is_plain_word(const char *s, size_t maxlen);
 
 /* spiffe://<trust-domain>/<path>, trust domain [a-z0-9.-_], ≤ 2048 bytes. */
 bool spiffe_id_valid(const char *id);
+/* A trust domain as it stands in a SPIFFE ID ("prod.example"), at most 255
+ * bytes; NULL is not one. */
+bool trust_domain_valid(const char *td);
 
 #endif
