@@ -2,8 +2,9 @@
  * args.c - the `airlock` command line: cli_parse() turns argv and the two
  * environment defaults into a struct cli_args without any I/O, so every rule
  * (where flags may go, what wins over what, which numbers are valid) is
- * unit-tested. Also the bounded input readers used for code, stdin and
- * tokens.
+ * unit-tested; cli_parse_time() turns the audit verbs' --since/--until into
+ * unix ms. Also the bounded input readers used for code, stdin, tokens and
+ * JWKS files.
  */
 #include "args.h"
 #include "util.h"
@@ -38,6 +39,24 @@ const char cli_usage[] =
     "       [--scope S]... [--audience A]... [LIMITS]\n"
     "      Explain what the broker configured by FILE grants ID, and whether\n"
     "      this request would be allowed; exit 0 if allowed, 1 if denied.\n"
+    "  audit query [--of broker|credd] [--spiffe-id ID] [--task ID] [--token JTI]\n"
+    "       [--since T] [--until T] [--kind K]... [--reason R] [--limit N] [--json]\n"
+    "      Print a daemon's audit records (default: the broker's) that match\n"
+    "      every filter given, oldest first, as a table or (--json) as the\n"
+    "      stored JSON Lines. T: RFC 3339 (2026-11-23T10:00:00Z), unix seconds,\n"
+    "      or an age before now: 90s, 15m, 2h, 7d. --since is inclusive,\n"
+    "      --until exclusive. --spiffe-id matches a record's subject or caller.\n"
+    "  audit verify [--of broker|credd] [--json]\n"
+    "      Ask the daemon to verify its whole chain and checkpoint signatures.\n"
+    "  audit verify --file PATH [--jwks FILE] [--expect-seq N] [--json]\n"
+    "      Verify a copied chain file here; checkpoint keys come from the JWKS\n"
+    "      FILE, or else from credd's Keys. --expect-seq: the file must reach\n"
+    "      record N. Exit 0 if the chain verifies, 1 if it does not.\n"
+    "  audit tokens [--spiffe-id ID] [--token JTI] [--since T] [--until T] [--json]\n"
+    "      The tokens credd issued (to ID), from its mint and revoke records:\n"
+    "      who, for which task, scopes, audience, lifetime, and how each\n"
+    "      ended (revoked by the worker, by the broker's backstop, by another\n"
+    "      caller, expired, or still active).\n"
     "\n"
     "Global options (before or after the command):\n"
     "  --broker ADDR   broker address (env AIRLOCK_BROKER, default " CLI_DEFAULT_BROKER ")\n"
@@ -56,11 +75,27 @@ const char cli_usage[] =
     "124 timeout; 119 CPU limit; 118 disk limit; 120 output limit; 121 memory\n"
     "limit; 122 forbidden system call;\n"
     "123 sandbox error; 64 usage; 66 unreadable input; 69 RPC failed;\n"
-    "70 internal error; 74 cannot write output; 76 no Finished event.\n";
+    "70 internal error; 74 cannot write output; 76 no Finished event.\n"
+    "audit verify exits 1 when the chain does not verify.\n";
 
 /* Which verbs an option belongs to (a bit set; 0 = global). */
-enum opt_scope { OPT_GLOBAL = 0, OPT_EXEC = 1, OPT_INTROSPECT = 2, OPT_POLICY = 4 };
+enum opt_scope {
+    OPT_GLOBAL = 0,
+    OPT_EXEC = 1,
+    OPT_INTROSPECT = 2,
+    OPT_POLICY = 4,
+    OPT_AQUERY = 8,
+    OPT_AVERIFY = 16,
+    OPT_ATOKENS = 32,
+};
+#define OPT_NSCOPES 6                       /* bits above */
 #define OPT_REQUEST (OPT_EXEC | OPT_POLICY) /* describe a request: exec and policy check */
+#define OPT_ARANGE (OPT_AQUERY | OPT_ATOKENS) /* select audit records by time and token */
+
+/* The verb each scope bit stands for, in bit order. */
+static const char *const scope_verbs[OPT_NSCOPES] = {
+    "exec", "token introspect", "policy check", "audit query", "audit verify", "audit tokens",
+};
 
 enum opt_id {
     OPT_BROKER,
@@ -88,6 +123,17 @@ enum opt_id {
     OPT_SERVER_ID,
     OPT_CONFIG,
     OPT_SPIFFE_ID,
+    OPT_OF,
+    OPT_TASK,
+    OPT_TOKEN,
+    OPT_SINCE,
+    OPT_UNTIL,
+    OPT_KIND,
+    OPT_REASON,
+    OPT_LIMIT,
+    OPT_FILE,
+    OPT_JWKS,
+    OPT_EXPECT_SEQ,
 };
 
 struct opt_def {
@@ -114,7 +160,7 @@ static const struct opt_def opts[] = {
     {"--audience", OPT_AUDIENCE, OPT_REQUEST, true},
     {"--stdin", OPT_STDIN, OPT_EXEC, true},
     {"--request-id", OPT_REQUEST_ID, OPT_EXEC, true},
-    {"--json", OPT_JSON, OPT_EXEC, false},
+    {"--json", OPT_JSON, OPT_EXEC | OPT_AQUERY | OPT_AVERIFY | OPT_ATOKENS, false},
     {"-c", OPT_CODE, OPT_EXEC, true},
     {"--id", OPT_ID, OPT_INTROSPECT, true},
     {"--memory-mb", OPT_MEMORY_MB, OPT_REQUEST, true},
@@ -124,7 +170,18 @@ static const struct opt_def opts[] = {
     {"--open-files", OPT_OPEN_FILES, OPT_REQUEST, true},
     {"--output-bytes", OPT_OUTPUT_BYTES, OPT_REQUEST, true},
     {"--config", OPT_CONFIG, OPT_POLICY, true},
-    {"--spiffe-id", OPT_SPIFFE_ID, OPT_POLICY, true},
+    {"--spiffe-id", OPT_SPIFFE_ID, OPT_POLICY | OPT_ARANGE, true},
+    {"--of", OPT_OF, OPT_AQUERY | OPT_AVERIFY, true},
+    {"--task", OPT_TASK, OPT_AQUERY, true},
+    {"--token", OPT_TOKEN, OPT_ARANGE, true},
+    {"--since", OPT_SINCE, OPT_ARANGE, true},
+    {"--until", OPT_UNTIL, OPT_ARANGE, true},
+    {"--kind", OPT_KIND, OPT_AQUERY, true},
+    {"--reason", OPT_REASON, OPT_AQUERY, true},
+    {"--limit", OPT_LIMIT, OPT_AQUERY, true},
+    {"--file", OPT_FILE, OPT_AVERIFY, true},
+    {"--jwks", OPT_JWKS, OPT_AVERIFY, true},
+    {"--expect-seq", OPT_EXPECT_SEQ, OPT_AVERIFY, true},
 };
 
 /* Finds the option for arg ("--x", "--x=v", "-c"); *inline_value is set for
@@ -205,13 +262,19 @@ static int check_word(const char *opt, const char *v, char *err, size_t errlen)
     return 0;
 }
 
-/* Resolves a verb word; "token" and "policy" take a sub-command next. */
+/* Resolves a verb word; "token", "policy" and "audit" take a sub-command
+ * next (until then *verb is the group's first verb). */
 static int parse_verb(const char *word, enum cli_verb *verb, bool *needs_sub, char *err,
                       size_t errlen)
 {
     *needs_sub = false;
     if (strcmp(word, "policy") == 0) {
         *verb = CLI_VERB_POLICY_CHECK;
+        *needs_sub = true;
+        return 0;
+    }
+    if (strcmp(word, "audit") == 0) {
+        *verb = CLI_VERB_AUDIT_QUERY;
         *needs_sub = true;
         return 0;
     }
@@ -242,21 +305,60 @@ static const char *env_or(const char *value, const char *dflt)
     return value && *value ? value : dflt;
 }
 
-/* The verb an option of scope belongs to, for "applies to X only". */
-static const char *scope_name(unsigned scope)
+/* The verbs an option of scope belongs to, for "applies to X only":
+ * "'a'", "'a' and 'b'", "'a', 'b' and 'c'". */
+static const char *scope_name(unsigned scope, char *buf, size_t len)
 {
-    return scope == OPT_INTROSPECT ? "'token introspect'"
-           : scope == OPT_POLICY   ? "'policy check'"
-           : scope == OPT_EXEC     ? "'exec'"
-                                   : "'exec' and 'policy check'";
+    size_t used = 0, total = 0;
+    for (unsigned b = 0; b < OPT_NSCOPES; b++)
+        total += (scope >> b) & 1u;
+    buf[0] = '\0';
+    for (unsigned b = 0, k = 0; b < OPT_NSCOPES; b++) {
+        if (!((scope >> b) & 1u))
+            continue;
+        const char *sep = k == 0 ? "" : k + 1 == total ? " and " : ", ";
+        int n = snprintf(buf + used, len - used, "%s'%s'", sep, scope_verbs[b]);
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+        k++;
+    }
+    return buf;
 }
 
-static unsigned verb_scope(enum cli_verb verb)
+/* The scope bit index + 1 of verb (for first_not_for), or 0 for verbs that
+ * take no verb options at all. */
+static unsigned verb_slot(enum cli_verb verb)
 {
-    return verb == CLI_VERB_EXEC           ? OPT_EXEC
-           : verb == CLI_VERB_INTROSPECT   ? OPT_INTROSPECT
-           : verb == CLI_VERB_POLICY_CHECK ? OPT_POLICY
-                                           : 0;
+    switch (verb) {
+    case CLI_VERB_EXEC: return 1;
+    case CLI_VERB_INTROSPECT: return 2;
+    case CLI_VERB_POLICY_CHECK: return 3;
+    case CLI_VERB_AUDIT_QUERY: return 4;
+    case CLI_VERB_AUDIT_VERIFY: return 5;
+    case CLI_VERB_AUDIT_TOKENS: return 6;
+    default: return 0;
+    }
+}
+
+static bool verb_is_audit(enum cli_verb verb)
+{
+    return verb == CLI_VERB_AUDIT_QUERY || verb == CLI_VERB_AUDIT_VERIFY ||
+           verb == CLI_VERB_AUDIT_TOKENS;
+}
+
+/* The name of the sub-command group verb belongs to, for messages. */
+static const char *group_hint(enum cli_verb verb)
+{
+    return verb == CLI_VERB_POLICY_CHECK ? "'policy check'"
+           : verb == CLI_VERB_INTROSPECT ? "'token introspect'"
+                                         : "'audit query', 'audit verify' or 'audit tokens'";
+}
+
+/* A non-empty option value. */
+static int nonempty(const char *opt, const char *v, char *err, size_t errlen)
+{
+    return *v ? 0 : err_set(err, errlen, "%s: empty value", opt);
 }
 
 /* The TLS files come as a set: a key without a certificate is a mistake. */
@@ -286,11 +388,13 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
     if (err && errlen)
         err[0] = '\0';
 
-    /* Per verb scope bit, the first option given that does not apply to it;
-     * [0] is the first verb option of any kind (misplaced on keys, health). */
-    const struct opt_def *first_not_for[OPT_POLICY + 1] = {NULL};
+    /* Per verb scope bit b, [b + 1] is the first option given that does not
+     * apply to that verb; [0] is the first verb option of any kind
+     * (misplaced on keys, health). */
+    const struct opt_def *first_not_for[OPT_NSCOPES + 1] = {NULL};
     const char *code = NULL, *id = NULL, *positional = NULL;
     bool needs_sub = false, options_done = false;
+    enum cli_daemon of = CLI_DAEMON_NONE;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -313,9 +417,9 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
             }
             if (o->scope != OPT_GLOBAL && !first_not_for[0])
                 first_not_for[0] = o;
-            for (unsigned bit = OPT_EXEC; o->scope != OPT_GLOBAL && bit <= OPT_POLICY; bit <<= 1)
-                if (!(o->scope & bit) && !first_not_for[bit])
-                    first_not_for[bit] = o;
+            for (unsigned b = 0; o->scope != OPT_GLOBAL && b < OPT_NSCOPES; b++)
+                if (!((o->scope >> b) & 1u) && !first_not_for[b + 1])
+                    first_not_for[b + 1] = o;
 
             switch (o->id) {
             case OPT_HELP:
@@ -404,6 +508,52 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
                     return err_set(err, errlen, "--id given twice");
                 id = value;
                 break;
+            case OPT_OF:
+                if (strcmp(value, "broker") == 0)
+                    of = CLI_DAEMON_BROKER;
+                else if (strcmp(value, "credd") == 0)
+                    of = CLI_DAEMON_CREDD;
+                else
+                    return err_set(err, errlen, "--of: '%s' is neither 'broker' nor 'credd'", value);
+                break;
+            case OPT_TASK:
+            case OPT_TOKEN:
+            case OPT_SINCE:
+            case OPT_UNTIL:
+            case OPT_REASON:
+            case OPT_FILE:
+            case OPT_JWKS: {
+                const char **field = o->id == OPT_TASK     ? &out->task_id
+                                     : o->id == OPT_TOKEN  ? &out->token_id
+                                     : o->id == OPT_SINCE  ? &out->since
+                                     : o->id == OPT_UNTIL  ? &out->until
+                                     : o->id == OPT_REASON ? &out->reason
+                                     : o->id == OPT_FILE   ? &out->file
+                                                           : &out->jwks;
+                if (nonempty(o->name, value, err, errlen) < 0)
+                    return -1;
+                *field = value;
+                break;
+            }
+            case OPT_KIND:
+                if (check_word(o->name, value, err, errlen) < 0)
+                    return -1;
+                if (out->nkinds == CLI_MAX_KINDS)
+                    return err_set(err, errlen, "too many --kind options (at most %d)",
+                                   CLI_MAX_KINDS);
+                out->kinds[out->nkinds++] = value;
+                break;
+            case OPT_LIMIT: {
+                uint64_t v;
+                if (parse_number(o->name, value, UINT32_MAX, &v, err, errlen) < 0)
+                    return -1;
+                out->limit = (uint32_t)v;
+                break;
+            }
+            case OPT_EXPECT_SEQ:
+                if (parse_number(o->name, value, CLI_MAX_SEQ, &out->expect_seq, err, errlen) < 0)
+                    return -1;
+                break;
             }
             continue;
         }
@@ -414,6 +564,19 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
                 return -1;
             if (out->verb == CLI_VERB_HELP)
                 return 0;
+            continue;
+        }
+        if (needs_sub && verb_is_audit(out->verb)) {
+            if (strcmp(arg, "query") == 0)
+                out->verb = CLI_VERB_AUDIT_QUERY;
+            else if (strcmp(arg, "verify") == 0)
+                out->verb = CLI_VERB_AUDIT_VERIFY;
+            else if (strcmp(arg, "tokens") == 0)
+                out->verb = CLI_VERB_AUDIT_TOKENS;
+            else
+                return err_set(err, errlen, "unknown command 'audit %s' (try %s)", arg,
+                               group_hint(out->verb));
+            needs_sub = false;
             continue;
         }
         if (needs_sub) {
@@ -427,25 +590,40 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
             continue;
         }
         if (out->verb == CLI_VERB_KEYS || out->verb == CLI_VERB_HEALTH ||
-            out->verb == CLI_VERB_POLICY_CHECK || positional)
+            out->verb == CLI_VERB_POLICY_CHECK || verb_is_audit(out->verb) || positional)
             return err_set(err, errlen, "unexpected argument '%s'", arg);
         positional = arg;
     }
 
     if (out->verb == CLI_VERB_NONE)
-        return err_set(err, errlen,
-                       "missing command (exec, token introspect, keys, health, policy check)");
+        return err_set(err, errlen, "missing command (exec, token introspect, keys, health, "
+                                    "policy check, audit query|verify|tokens)");
     if (needs_sub)
-        return err_set(err, errlen, "missing sub-command: '%s'",
-                       out->verb == CLI_VERB_POLICY_CHECK ? "policy check" : "token introspect");
-    const struct opt_def *misplaced = first_not_for[verb_scope(out->verb)];
-    if (misplaced)
+        return err_set(err, errlen, "missing sub-command: %s", group_hint(out->verb));
+    const struct opt_def *misplaced = first_not_for[verb_slot(out->verb)];
+    if (misplaced) {
+        char names[160];
         return err_set(err, errlen, "option '%s' applies to %s only", misplaced->name,
-                       scope_name(misplaced->scope));
+                       scope_name(misplaced->scope, names, sizeof names));
+    }
     if (check_tls_files(out, err, errlen) < 0)
         return -1;
     if (out->verb == CLI_VERB_POLICY_CHECK && (!out->config || !out->spiffe_id))
         return err_set(err, errlen, "policy check needs --config FILE and --spiffe-id ID");
+
+    if (out->verb == CLI_VERB_AUDIT_QUERY) {
+        out->of = of != CLI_DAEMON_NONE ? of : CLI_DAEMON_BROKER;
+    } else if (out->verb == CLI_VERB_AUDIT_TOKENS) {
+        out->of = CLI_DAEMON_CREDD; /* tokens are credd's business */
+    } else if (out->verb == CLI_VERB_AUDIT_VERIFY) {
+        if (out->file && of != CLI_DAEMON_NONE)
+            return err_set(err, errlen, "--file and --of conflict: verify a copied file here, "
+                                        "or ask a daemon to verify its own chain");
+        if (!out->file && (out->jwks || out->expect_seq))
+            return err_set(err, errlen, "%s goes with --file PATH",
+                           out->jwks ? "--jwks" : "--expect-seq");
+        out->of = out->file ? CLI_DAEMON_NONE : of != CLI_DAEMON_NONE ? of : CLI_DAEMON_BROKER;
+    }
 
     if (out->verb == CLI_VERB_EXEC) {
         if (code && positional)
@@ -482,6 +660,129 @@ int cli_parse(int argc, char *argv[], const struct cli_env *env, struct cli_args
     }
     return 0;
 }
+
+/* ------------------------------------------------------------ times */
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+    static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Exactly n decimal digits at *p (advanced past them) into *v. */
+static bool fixed_digits(const char **p, int n, unsigned *v)
+{
+    unsigned x = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        x = x * 10 + (unsigned)(c - '0');
+    }
+    *p += n;
+    *v = x;
+    return true;
+}
+
+/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.F+](Z|+HH:MM|-HH:MM). 1 parsed, 0 not that
+ * shape at all, -1 that shape but invalid (err set). */
+static int parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t errlen)
+{
+    const char *p = s;
+    unsigned y, mo, d, h, mi, sec, oh = 0, om = 0;
+    if (!fixed_digits(&p, 4, &y) || *p != '-')
+        return 0;
+    p++;
+    if (!fixed_digits(&p, 2, &mo) || *p++ != '-' || !fixed_digits(&p, 2, &d) ||
+        (*p != 'T' && *p != 't'))
+        return 0;
+    p++;
+    if (!fixed_digits(&p, 2, &h) || *p++ != ':' || !fixed_digits(&p, 2, &mi) || *p++ != ':' ||
+        !fixed_digits(&p, 2, &sec))
+        return err_set(err, errlen, "'%s' is not an RFC 3339 time (2026-11-23T10:00:00Z)", s);
+    int64_t frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return err_set(err, errlen, "'%s': no digits after the '.'", s);
+        for (int i = 0; *p >= '0' && *p <= '9'; i++, p++)
+            if (i < 3)
+                frac_ms += (*p - '0') * (i == 0 ? 100 : i == 1 ? 10 : 1);
+    }
+    int sign = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '+' ? 1 : -1;
+        if (!fixed_digits(&p, 2, &oh) || *p++ != ':' || !fixed_digits(&p, 2, &om) || oh > 23 ||
+            om > 59)
+            return err_set(err, errlen, "'%s': bad UTC offset (want Z or +HH:MM)", s);
+    } else {
+        return err_set(err, errlen, "'%s': the time needs a zone: Z for UTC, or +HH:MM", s);
+    }
+    if (*p)
+        return err_set(err, errlen, "'%s': unexpected '%s' after the time", s, p);
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+        return err_set(err, errlen, "'%s' is not a valid date and time", s);
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+                   sign * (int64_t)(oh * 3600 + om * 60);
+    if (secs < 0)
+        return err_set(err, errlen, "'%s' is before 1970", s);
+    *out_ms = secs * 1000 + frac_ms;
+    return 1;
+}
+
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, char *err, size_t errlen)
+{
+    if (!s || !*s)
+        return err_set(err, errlen, "empty time");
+    int r = parse_rfc3339(s, out_ms, err, errlen);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+
+    /* digits, then nothing (unix seconds) or one unit letter (an age) */
+    const char *p = s;
+    uint64_t n = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (uint64_t)(*p - '0');
+        if (n > (uint64_t)INT64_MAX / 1000)
+            return err_set(err, errlen, "'%s' is out of range", s);
+    }
+    int64_t unit_ms = !*p || p == s ? 0
+                      : strcmp(p, "s") == 0 ? 1000
+                      : strcmp(p, "m") == 0 ? 60000
+                      : strcmp(p, "h") == 0 ? 3600000
+                      : strcmp(p, "d") == 0 ? 86400000
+                                            : 0;
+    if (p == s || (*p && !unit_ms))
+        return err_set(err, errlen,
+                       "'%s' is not a time: give RFC 3339 (2026-11-23T10:00:00Z), unix seconds, "
+                       "or an age like 90s, 15m, 2h, 7d",
+                       s);
+    if (!*p) {
+        *out_ms = (int64_t)n * 1000;
+        return 0;
+    }
+    if (now_ms < 0 || n > (uint64_t)(INT64_MAX / unit_ms) || (int64_t)n * unit_ms > now_ms)
+        return err_set(err, errlen, "'%s' ago is before 1970", s);
+    *out_ms = now_ms - (int64_t)n * unit_ms;
+    return 0;
+}
+
+/* ------------------------------------------------------------ input */
 
 int cli_read_fd(int fd, size_t max, const char *what, char **buf, size_t *len, char *err,
                 size_t errlen)

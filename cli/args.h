@@ -1,8 +1,9 @@
 /*
  * args.h - command-line parsing for the `airlock` CLI, kept apart from
- * main.c so it can be unit-tested: cli_parse() is a pure function (no I/O,
- * no allocation, no exit). Also the bounded reader for code, stdin and
- * token inputs, and the exit codes the CLI documents.
+ * main.c so it can be unit-tested: cli_parse() and cli_parse_time() are pure
+ * functions (no I/O, no allocation, no exit, no clock). Also the bounded
+ * reader for code, stdin, token and JWKS inputs, and the exit codes the CLI
+ * documents.
  */
 #ifndef AIRLOCK_CLI_ARGS_H
 #define AIRLOCK_CLI_ARGS_H
@@ -21,14 +22,18 @@
 #define CLI_MAX_CODE_BYTES (4u << 20)      /* 4 MiB */
 #define CLI_MAX_STDIN_BYTES (4u << 20)     /* 4 MiB */
 #define CLI_MAX_TOKEN_BYTES (16u << 10)    /* 16 KiB */
+#define CLI_MAX_SEQ 1000000000000000000ull /* audit verify --expect-seq */
+#define CLI_MAX_KINDS 16                   /* audit query --kind */
+#define CLI_MAX_JWKS_BYTES (1u << 20)      /* 1 MiB: audit verify --jwks */
 
 /* Exit codes. A task's own exit status (0-255) passes through unchanged. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
     CLI_EXIT_INACTIVE = 1,        /* token introspect: token not active */
     CLI_EXIT_DENIED = 1,          /* policy check: the request would be denied */
+    CLI_EXIT_TAMPERED = 1,        /* audit verify: the chain does not verify */
     CLI_EXIT_USAGE = 64,          /* bad command line (EX_USAGE) */
-    CLI_EXIT_NOINPUT = 66,        /* code/stdin/token file unreadable or too large */
+    CLI_EXIT_NOINPUT = 66,        /* code/stdin/token/chain/JWKS file unreadable or too large */
     CLI_EXIT_UNAVAILABLE = 69,    /* the RPC failed: any non-OK gRPC status */
     CLI_EXIT_SOFTWARE = 70,       /* internal error (out of memory, bad reply) */
     CLI_EXIT_IOERR = 74,          /* cannot write our own output */
@@ -52,6 +57,17 @@ enum cli_verb {
     CLI_VERB_KEYS,
     CLI_VERB_HEALTH,
     CLI_VERB_POLICY_CHECK,
+    CLI_VERB_AUDIT_QUERY,
+    CLI_VERB_AUDIT_VERIFY,
+    CLI_VERB_AUDIT_TOKENS,
+};
+
+/* Which daemon's audit chain: audit query / verify --of, and audit tokens
+ * (always credd). NONE: not an audit verb, or verify --file (offline). */
+enum cli_daemon {
+    CLI_DAEMON_NONE,
+    CLI_DAEMON_BROKER,
+    CLI_DAEMON_CREDD,
 };
 
 /* Where exec's code, or introspect's token, comes from. */
@@ -82,7 +98,23 @@ struct cli_args {
 
     /* policy check */
     const char *config;    /* the broker's config file */
-    const char *spiffe_id; /* the caller to check */
+    const char *spiffe_id; /* the caller to check; audit query/tokens: the subject */
+
+    /* audit query / verify / tokens */
+    enum cli_daemon of;    /* the daemon asked; defaults to the broker (tokens: credd) */
+    const char *task_id;   /* --task */
+    const char *token_id;  /* --token */
+    const char *since;     /* --since, raw: main resolves it with cli_parse_time */
+    const char *until;     /* --until, raw */
+    int64_t since_ms;      /* 0 from cli_parse; main fills them in (0: no bound) */
+    int64_t until_ms;
+    const char *kinds[CLI_MAX_KINDS];
+    size_t nkinds;
+    const char *reason;    /* --reason */
+    uint32_t limit;        /* --limit; 0: no limit */
+    const char *file;      /* verify --file: a copied chain file (offline) */
+    const char *jwks;      /* verify --jwks: JWKS file; NULL: ask credd's Keys */
+    uint64_t expect_seq;   /* verify --expect-seq; 0: none */
 
     /* exec */
     const char *runtime;
@@ -100,7 +132,7 @@ struct cli_args {
     size_t naudience;
     const char *stdin_file; /* NULL: empty stdin; "-" our own stdin */
     const char *request_id; /* NULL: none */
-    bool json;
+    bool json; /* exec and the audit verbs */
 
     /* exec: code; introspect: token (or its id) */
     enum cli_source source;
@@ -120,6 +152,13 @@ bool cli_address_is_unix(const char *address);
 /* Parses a decimal timeout in ms: digits only, at most CLI_MAX_TIMEOUT_MS.
  * Returns 0, or -1 with err set. */
 int cli_parse_timeout(const char *s, uint32_t *out, char *err, size_t errlen);
+
+/* Parses an audit time bound into unix ms: RFC 3339 ("2026-11-23T10:00:00Z",
+ * optional fractional seconds, 'Z' or a +HH:MM/-HH:MM offset), unix seconds
+ * (digits only), or an age before now_ms: digits followed by s, m, h or d
+ * ("90s", "15m", "2h", "7d"). Times before 1970 and values that overflow
+ * are refused. Returns 0, or -1 with err set (a usage error). */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, char *err, size_t errlen);
 
 /* Reads all of fd, refusing more than max bytes. Returns 0 with a malloc'd
  * buffer (NUL-terminated, *len excludes the NUL), or -1 with err set.

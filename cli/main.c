@@ -1,15 +1,18 @@
 /*
  * main.c - the `airlock` command: exec (Broker.Execute, streamed to our own
  * stdout/stderr or as JSON lines), token introspect (Credentials.Introspect),
- * keys (Credentials.Keys) and health (grpc.health.v1 on both daemons).
- * Argument rules live in args.c; this file does the I/O, the RPCs and the
- * mapping of outcomes to exit codes (documented in args.h and README.md).
+ * keys (Credentials.Keys), health (grpc.health.v1 on both daemons) and
+ * policy check, plus the output and channel helpers the audit verbs
+ * (audit_cmd.c) share. Argument rules live in args.c; this file does the
+ * I/O, the RPCs and the mapping of outcomes to exit codes (documented in
+ * args.h and README.md).
  */
 #include "airlock/v1/broker.pb-c.h"
 #include "airlock/v1/credentials.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 
 #include "args.h"
+#include "audit_cmd.h"
 #include "config.h"
 #include "policy.h"
 #include "rpc.h"
@@ -24,13 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef AIRLOCK_VERSION
 #define AIRLOCK_VERSION "unknown"
 #endif
 
-#define UNARY_TIMEOUT_MS 10000
 /* The client deadline for exec: the task's timeout (or an hour when the
  * broker picks it) plus this much for queueing, sandbox set-up and revoke. */
 #define EXEC_DEFAULT_DEADLINE_MS 3600000
@@ -43,9 +46,8 @@ static const char *const METHOD_HEALTH = "/grpc.health.v1.Health/Check";
 
 /* ------------------------------------------------------------ output */
 
-/* Prints json (stealing the reference) as one line, or indented, on stdout.
- * 0, or -1 (out of memory or write error, errno set). */
-static int print_json(json_t *json, bool pretty)
+/* Declared in audit_cmd.h. */
+int cli_print_json(json_t *json, bool pretty)
 {
     if (!json) {
         errno = ENOMEM;
@@ -90,7 +92,6 @@ static json_t *json_chunk(const char *key, const ProtobufCBinaryData *data)
 }
 
 /* One field value of a protobuf-c message as JSON; NULL on allocation failure. */
-static json_t *pb_to_json(const ProtobufCMessage *msg);
 
 static json_t *pb_value_to_json(const ProtobufCFieldDescriptor *f, const void *p)
 {
@@ -132,7 +133,7 @@ static json_t *pb_value_to_json(const ProtobufCFieldDescriptor *f, const void *p
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        return m ? pb_to_json(m) : json_null();
+        return m ? cli_pb_to_json(m) : json_null();
     }
     }
     return json_null();
@@ -167,9 +168,8 @@ static size_t pb_value_size(const ProtobufCFieldDescriptor *f)
     return 0;
 }
 
-/* Every field of msg, defaults included (oneof: only the member that is
- * set), keyed by the .proto field name; enums by value name. */
-static json_t *pb_to_json(const ProtobufCMessage *msg)
+/* Declared in audit_cmd.h. */
+json_t *cli_pb_to_json(const ProtobufCMessage *msg)
 {
     json_t *obj = json_object();
     if (!obj)
@@ -208,13 +208,14 @@ static json_t *pb_to_json(const ProtobufCMessage *msg)
     return obj;
 }
 
-/* "airlock: UNAVAILABLE: message" on stderr, or the JSON error line. */
-static int rpc_failed(const struct rpc_status *st, bool json)
+/* Declared in audit_cmd.h: "airlock: UNAVAILABLE: message" on stderr, or
+ * the JSON error line. */
+int cli_rpc_failed(const struct rpc_status *st, bool json)
 {
     const char *name = rpc_status_name(st->code);
     if (json) {
         json_t *j = json_pack("{s{ssss}}", "error", "code", name, "message", st->message);
-        if (print_json(j, false) < 0)
+        if (cli_print_json(j, false) < 0)
             fprintf(stderr, "airlock: %s: %s\n", name, st->message);
     } else {
         fprintf(stderr, "airlock: %s: %s\n", name, st->message);
@@ -252,14 +253,14 @@ static struct rpc_channel *open_channel(const struct cli_args *a, const char *ta
     return rpc_channel_new_tls(target, &files, a->server_id, domain, err, errlen);
 }
 
-/* Opens a channel or reports why not (exit CLI_EXIT_UNAVAILABLE / USAGE). */
-static struct rpc_channel *channel_or_fail(const struct cli_args *a, const char *target, bool json,
-                                           int *rc)
+/* Declared in audit_cmd.h: opens a channel or reports why not. */
+struct rpc_channel *cli_channel_or_fail(const struct cli_args *a, const char *target, bool json,
+                                        int *rc)
 {
     struct rpc_status status = {.code = GRPC_STATUS_INVALID_ARGUMENT};
     struct rpc_channel *ch = open_channel(a, target, status.message, sizeof status.message);
     if (!ch)
-        *rc = rpc_failed(&status, json);
+        *rc = cli_rpc_failed(&status, json);
     return ch;
 }
 
@@ -307,15 +308,16 @@ static int exec_event(const struct cli_args *a, const Airlock__V1__ExecuteEvent 
     case AIRLOCK__V1__EXECUTE_EVENT__EVENT_STARTED:
         *started = true;
         if (a->json && ev->started)
-            return print_json(json_pack("{so}", "started", pb_to_json(&ev->started->base)), false);
+            return cli_print_json(
+                json_pack("{so}", "started", cli_pb_to_json(&ev->started->base)), false);
         return 0;
     case AIRLOCK__V1__EXECUTE_EVENT__EVENT_STDOUT:
         if (a->json)
-            return print_json(json_chunk("stdout", &ev->stdout), false);
+            return cli_print_json(json_chunk("stdout", &ev->stdout), false);
         return write_all(STDOUT_FILENO, ev->stdout.data, ev->stdout.len);
     case AIRLOCK__V1__EXECUTE_EVENT__EVENT_STDERR:
         if (a->json)
-            return print_json(json_chunk("stderr", &ev->stderr), false);
+            return cli_print_json(json_chunk("stderr", &ev->stderr), false);
         return write_all(STDERR_FILENO, ev->stderr.data, ev->stderr.len);
     case AIRLOCK__V1__EXECUTE_EVENT__EVENT_FINISHED:
         if (!ev->finished)
@@ -323,7 +325,8 @@ static int exec_event(const struct cli_args *a, const Airlock__V1__ExecuteEvent 
         *finished = true;
         *exit_code = finished_exit_code(ev->finished);
         if (a->json)
-            return print_json(json_pack("{so}", "finished", pb_to_json(&ev->finished->base)), false);
+            return cli_print_json(
+                json_pack("{so}", "finished", cli_pb_to_json(&ev->finished->base)), false);
         if (ev->finished->reason != AIRLOCK__V1__FINISHED__REASON__OK &&
             ev->finished->reason != AIRLOCK__V1__FINISHED__REASON__EXIT_NONZERO)
             fprintf(stderr, "airlock: task ended: %s%s%s\n", reason_name(ev->finished),
@@ -378,7 +381,7 @@ static int cmd_exec(const struct cli_args *a)
 
     int rc = CLI_EXIT_SOFTWARE;
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
-    struct rpc_channel *ch = channel_or_fail(a, a->broker, a->json, &rc);
+    struct rpc_channel *ch = cli_channel_or_fail(a, a->broker, a->json, &rc);
     if (!ch)
         goto out;
     int deadline = (int)(a->timeout_ms ? a->timeout_ms : EXEC_DEFAULT_DEADLINE_MS) + EXEC_GRACE_MS;
@@ -406,7 +409,7 @@ static int cmd_exec(const struct cli_args *a)
             fprintf(stderr, "airlock: cannot write output: %s\n", strerror(write_errno));
         rc = CLI_EXIT_IOERR;
     } else if (code != GRPC_STATUS_OK) {
-        rc = rpc_failed(&status, a->json);
+        rc = cli_rpc_failed(&status, a->json);
     } else if (!finished) {
         fprintf(stderr, "airlock: the broker ended the stream without a Finished event%s\n",
                 started ? "" : " (and no Started event)");
@@ -460,19 +463,19 @@ static int cmd_introspect(const struct cli_args *a)
 
     int rc;
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
-    struct rpc_channel *ch = channel_or_fail(a, a->credd, false, &rc);
+    struct rpc_channel *ch = cli_channel_or_fail(a, a->credd, false, &rc);
     ProtobufCMessage *resp = NULL;
     if (!ch) {
         /* rc says why */
     } else if (rpc_unary(ch, METHOD_INTROSPECT, &req.base, &airlock__v1__introspect_response__descriptor,
-                         &resp, UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
-        rc = rpc_failed(&status, false);
+                         &resp, CLI_UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
+        rc = cli_rpc_failed(&status, false);
     } else {
         const Airlock__V1__IntrospectResponse *r = (const Airlock__V1__IntrospectResponse *)resp;
         /* RFC 7662: an inactive token shows nothing but its status */
-        json_t *j = r->active ? pb_to_json(resp)
+        json_t *j = r->active ? cli_pb_to_json(resp)
                               : json_pack("{sbss}", "active", 0, "status", r->status ? r->status : "");
-        if (print_json(j, true) < 0) {
+        if (cli_print_json(j, true) < 0) {
             fprintf(stderr, "airlock: cannot write output: %s\n", strerror(errno));
             rc = CLI_EXIT_IOERR;
         } else {
@@ -491,12 +494,12 @@ static int cmd_keys(const struct cli_args *a)
     struct rpc_status status = {.code = GRPC_STATUS_UNKNOWN};
     ProtobufCMessage *resp = NULL;
     int rc;
-    struct rpc_channel *ch = channel_or_fail(a, a->credd, false, &rc);
+    struct rpc_channel *ch = cli_channel_or_fail(a, a->credd, false, &rc);
     if (!ch)
         return rc;
     if (rpc_unary(ch, METHOD_KEYS, &req.base, &airlock__v1__keys_response__descriptor, &resp,
-                  UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
-        rc = rpc_failed(&status, false);
+                  CLI_UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
+        rc = cli_rpc_failed(&status, false);
     } else {
         const char *text = ((const Airlock__V1__KeysResponse *)resp)->jwks_json;
         json_error_t jerr;
@@ -504,7 +507,7 @@ static int cmd_keys(const struct cli_args *a)
         if (!j) {
             fprintf(stderr, "airlock: credd sent a JWKS that is not JSON: %s\n", jerr.text);
             rc = CLI_EXIT_SOFTWARE;
-        } else if (print_json(j, true) < 0) {
+        } else if (cli_print_json(j, true) < 0) {
             fprintf(stderr, "airlock: cannot write output: %s\n", strerror(errno));
             rc = CLI_EXIT_IOERR;
         } else {
@@ -532,7 +535,7 @@ static bool check_health(const struct cli_args *a, const char *name, const char 
         return false;
     }
     if (rpc_unary(ch, METHOD_HEALTH, &req.base, &grpc__health__v1__health_check_response__descriptor,
-                  &resp, UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
+                  &resp, CLI_UNARY_TIMEOUT_MS, &status) != GRPC_STATUS_OK) {
         printf("%s %s: %s: %s\n", name, target, rpc_status_name(status.code), status.message);
     } else {
         int v = ((const Grpc__Health__V1__HealthCheckResponse *)resp)->status;
@@ -627,6 +630,40 @@ out:
 
 /* ------------------------------------------------------------ main */
 
+/* Resolves the audit verbs' --since/--until into a->since_ms/until_ms
+ * against the clock. 0, or -1 after printing the usage error. */
+static int resolve_times(struct cli_args *a)
+{
+    if (!a->since && !a->until)
+        return 0;
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
+        fprintf(stderr, "airlock: clock_gettime: %s\n", strerror(errno));
+        return -1;
+    }
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    char err[512];
+    if (a->since && cli_parse_time(a->since, now_ms, &a->since_ms, err, sizeof err) < 0) {
+        fprintf(stderr, "airlock: --since: %s\nTry 'airlock --help'.\n", err);
+        return -1;
+    }
+    if (a->until && cli_parse_time(a->until, now_ms, &a->until_ms, err, sizeof err) < 0) {
+        fprintf(stderr, "airlock: --until: %s\nTry 'airlock --help'.\n", err);
+        return -1;
+    }
+    if (a->until && a->until_ms == 0) {
+        fprintf(stderr, "airlock: --until: '%s' is the epoch itself: nothing is before it\n",
+                a->until);
+        return -1;
+    }
+    if (a->since && a->until && a->until_ms <= a->since_ms) {
+        fprintf(stderr, "airlock: --until (%s) must be later than --since (%s)\n", a->until,
+                a->since);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_args args;
@@ -646,6 +683,8 @@ int main(int argc, char **argv)
         printf("airlock %s\n", AIRLOCK_VERSION);
         return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_IOERR;
     }
+    if (resolve_times(&args) < 0)
+        return CLI_EXIT_USAGE;
     if (sodium_init() < 0) {
         fprintf(stderr, "airlock: cannot initialise libsodium\n");
         return CLI_EXIT_SOFTWARE;
@@ -673,6 +712,15 @@ int main(int argc, char **argv)
         break;
     case CLI_VERB_POLICY_CHECK:
         rc = cmd_policy_check(&args);
+        break;
+    case CLI_VERB_AUDIT_QUERY:
+        rc = cmd_audit_query(&args);
+        break;
+    case CLI_VERB_AUDIT_VERIFY:
+        rc = cmd_audit_verify(&args);
+        break;
+    case CLI_VERB_AUDIT_TOKENS:
+        rc = cmd_audit_tokens(&args);
         break;
     default:
         fprintf(stderr, "airlock: internal error: unhandled command\n");

@@ -1,7 +1,8 @@
 /*
  * test_cli_args.c - cmocka tests for the `airlock` command line (cli/args.c):
  * flag placement, environment vs flags, code sources, repeated options,
- * number validation, and the bounded input reader.
+ * number validation, the audit verbs and their time bounds
+ * (cli_parse_time), and the bounded input reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -364,6 +365,330 @@ static void test_help_version_health(void **state)
     assert_non_null(strstr(cli_usage, "token introspect"));
 }
 
+static void test_audit_query(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query"), 0);
+    assert_int_equal(a.verb, CLI_VERB_AUDIT_QUERY);
+    assert_int_equal(a.of, CLI_DAEMON_BROKER);
+    assert_null(a.spiffe_id);
+    assert_null(a.since);
+    assert_int_equal(a.since_ms, 0);
+    assert_int_equal(a.nkinds, 0);
+    assert_int_equal(a.limit, 0);
+    assert_false(a.json);
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--of", "credd", "--spiffe-id",
+                           "spiffe://td/a", "--task", "t-1", "--token=j-1", "--since", "2h",
+                           "--until", "2026-11-23T10:00:00Z", "--kind", "mint", "--kind=revoke",
+                           "--reason", "TIMEOUT", "--limit", "50", "--json"),
+                     0);
+    assert_int_equal(a.of, CLI_DAEMON_CREDD);
+    assert_string_equal(a.spiffe_id, "spiffe://td/a");
+    assert_string_equal(a.task_id, "t-1");
+    assert_string_equal(a.token_id, "j-1");
+    assert_string_equal(a.since, "2h");
+    assert_string_equal(a.until, "2026-11-23T10:00:00Z");
+    assert_int_equal(a.since_ms, 0); /* main resolves them */
+    assert_int_equal(a.nkinds, 2);
+    assert_string_equal(a.kinds[0], "mint");
+    assert_string_equal(a.kinds[1], "revoke");
+    assert_string_equal(a.reason, "TIMEOUT");
+    assert_int_equal(a.limit, 50);
+    assert_true(a.json);
+
+    /* options before the verb, globals anywhere */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "--of=broker", "--broker", "unix:/b", "audit",
+                           "query", "--credd", "unix:/c"),
+                     0);
+    assert_int_equal(a.of, CLI_DAEMON_BROKER);
+    assert_string_equal(a.broker, "unix:/b");
+
+    /* --of: broker or credd only */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--of", "worker"), -1);
+    assert_non_null(strstr(err, "--of: 'worker'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--of", ""), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--of"), -1);
+    assert_non_null(strstr(err, "needs a value"));
+
+    /* --limit: digits, fits the proto's uint32 */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--limit", "4294967295"), 0);
+    assert_int_equal(a.limit, UINT32_MAX);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--limit", "4294967296"), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--limit", "-1"), -1);
+    assert_non_null(strstr(err, "--limit"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--limit", "10k"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--limit", ""), -1);
+
+    /* empty values and stray words */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--task", ""), -1);
+    assert_non_null(strstr(err, "--task: empty value"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--kind", ""), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--kind", "a b"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--since", ""), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "mint"), -1);
+    assert_non_null(strstr(err, "unexpected argument 'mint'"));
+}
+
+static void test_audit_too_many_kinds(void **state)
+{
+    (void)state;
+    char *argv[3 + 2 * (CLI_MAX_KINDS + 1) + 1];
+    int n = 0;
+    argv[n++] = "airlock";
+    argv[n++] = "audit";
+    argv[n++] = "query";
+    for (int i = 0; i <= CLI_MAX_KINDS; i++) {
+        argv[n++] = "--kind";
+        argv[n++] = "execute";
+    }
+    argv[n] = NULL;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(cli_parse(n, argv, NULL, &a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "too many --kind"));
+    assert_int_equal(cli_parse(n - 2, argv, NULL, &a, err, sizeof err), 0);
+    assert_int_equal(a.nkinds, CLI_MAX_KINDS);
+}
+
+static void test_audit_verify(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify"), 0);
+    assert_int_equal(a.verb, CLI_VERB_AUDIT_VERIFY);
+    assert_int_equal(a.of, CLI_DAEMON_BROKER);
+    assert_null(a.file);
+
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--of", "credd", "--json"), 0);
+    assert_int_equal(a.of, CLI_DAEMON_CREDD);
+    assert_true(a.json);
+
+    /* offline: no daemon is asked to verify */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file", "broker.audit",
+                           "--jwks", "jwks.json", "--expect-seq", "1200"),
+                     0);
+    assert_int_equal(a.of, CLI_DAEMON_NONE);
+    assert_string_equal(a.file, "broker.audit");
+    assert_string_equal(a.jwks, "jwks.json");
+    assert_int_equal(a.expect_seq, 1200);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file=c.audit"), 0);
+    assert_null(a.jwks);
+    assert_int_equal(a.expect_seq, 0);
+
+    /* --file and --of conflict, whichever comes first */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file", "x", "--of", "broker"), -1);
+    assert_non_null(strstr(err, "--file and --of conflict"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--of", "credd", "--file", "x"), -1);
+    assert_non_null(strstr(err, "conflict"));
+    /* --jwks and --expect-seq only make sense with --file */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--jwks", "k.json"), -1);
+    assert_non_null(strstr(err, "--jwks goes with --file"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--expect-seq", "5"), -1);
+    assert_non_null(strstr(err, "--expect-seq goes with --file"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file", "x", "--expect-seq",
+                           "5x"),
+                     -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file", "x", "--expect-seq",
+                           "99999999999999999999999"),
+                     -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--file", ""), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--of", "wt"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "chain.audit"), -1);
+    assert_non_null(strstr(err, "unexpected argument"));
+}
+
+static void test_audit_tokens(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens"), 0);
+    assert_int_equal(a.verb, CLI_VERB_AUDIT_TOKENS);
+    assert_int_equal(a.of, CLI_DAEMON_CREDD);
+    assert_int_equal(PARSE(&a, err, NULL, "unix:/c", "audit", "tokens", "--spiffe-id",
+                           "spiffe://td/a", "--token", "j-9", "--since", "7d", "--until", "1h",
+                           "--json"),
+                     0);
+    assert_string_equal(a.credd, "unix:/c");
+    assert_string_equal(a.spiffe_id, "spiffe://td/a");
+    assert_string_equal(a.token_id, "j-9");
+    assert_string_equal(a.since, "7d");
+    assert_string_equal(a.until, "1h");
+    assert_true(a.json);
+}
+
+static void test_audit_misplaced_options(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    /* query-only options */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens", "--kind", "mint"), -1);
+    assert_non_null(strstr(err, "'--kind' applies to 'audit query' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens", "--task", "t"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens", "--limit", "3"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens", "--reason", "x"), -1);
+    /* tokens always reads credd */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "tokens", "--of", "credd"), -1);
+    assert_non_null(strstr(err, "'--of' applies to 'audit query' and 'audit verify' only"));
+    /* verify takes no filters; query takes no --file */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--since", "1h"), -1);
+    assert_non_null(strstr(err, "'--since' applies to 'audit query' and 'audit tokens' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "verify", "--spiffe-id", "spiffe://td/a"), -1);
+    assert_non_null(
+        strstr(err, "'--spiffe-id' applies to 'policy check', 'audit query' and 'audit tokens' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--file", "x"), -1);
+    assert_non_null(strstr(err, "'--file' applies to 'audit verify' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--jwks", "x"), -1);
+    /* request options are not audit options, and audit options not exec's */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "--runtime", "sh"), -1);
+    assert_non_null(strstr(err, "'exec' and 'policy check' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "exec", "--kind", "mint", "-c", "x"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "keys", "--of", "credd"), -1);
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "health", "--json"), -1);
+    assert_non_null(strstr(
+        err, "'--json' applies to 'exec', 'audit query', 'audit verify' and 'audit tokens' only"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "token", "introspect", "--json", "t"), -1);
+    /* --spiffe-id is still policy check's too */
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "policy", "check", "--config", "f", "--spiffe-id",
+                           "spiffe://td/a", "--token", "j"),
+                     -1);
+    assert_non_null(strstr(err, "'--token' applies to 'audit query' and 'audit tokens' only"));
+}
+
+static void test_audit_sub_commands(void **state)
+{
+    (void)state;
+    struct cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit"), -1);
+    assert_non_null(strstr(err, "missing sub-command"));
+    assert_non_null(strstr(err, "'audit query'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "--of", "credd"), -1);
+    assert_non_null(strstr(err, "missing sub-command"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "show"), -1);
+    assert_non_null(strstr(err, "unknown command 'audit show'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "query", "verify"), -1);
+    assert_non_null(strstr(err, "unexpected argument 'verify'"));
+    assert_int_equal(PARSE(&a, err, NULL, NULL, "audit", "--help"), 0);
+    assert_int_equal(a.verb, CLI_VERB_HELP);
+    assert_non_null(strstr(cli_usage, "audit query"));
+    assert_non_null(strstr(cli_usage, "audit verify --file"));
+    assert_non_null(strstr(cli_usage, "audit tokens"));
+}
+
+#define NOW_MS INT64_C(1795428000000) /* 2026-11-23T10:00:00Z */
+
+static void test_parse_time_rfc3339(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t t = -1;
+    assert_int_equal(cli_parse_time("2026-11-23T10:00:00Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS);
+    assert_int_equal(cli_parse_time("1970-01-01T00:00:00Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(cli_parse_time("2026-11-23T10:00:00.5Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS + 500);
+    assert_int_equal(cli_parse_time("2026-11-23T10:00:00.123Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS + 123);
+    /* digits past the millisecond are dropped, not rounded */
+    assert_int_equal(cli_parse_time("2026-11-23t10:00:00.987654321z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS + 987);
+    /* an offset is the same instant */
+    assert_int_equal(cli_parse_time("2026-11-23T11:30:00+01:30", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS);
+    assert_int_equal(cli_parse_time("2026-11-23T05:00:00-05:00", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS);
+    /* leap days */
+    assert_int_equal(cli_parse_time("2024-02-29T00:00:00Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, INT64_C(1709164800000));
+    assert_int_equal(cli_parse_time("2000-02-29T00:00:00Z", 0, &t, err, sizeof err), 0);
+    assert_int_equal(cli_parse_time("2100-02-29T00:00:00Z", 0, &t, err, sizeof err), -1);
+    assert_int_equal(cli_parse_time("2026-02-29T00:00:00Z", 0, &t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a valid date"));
+
+    const char *bad[] = {
+        "2026-11-23T10:00:00",      /* no zone */
+        "2026-11-23T10:00Z",        /* no seconds */
+        "2026-11-23 10:00:00Z",     /* space */
+        "2026-13-01T00:00:00Z",     /* month */
+        "2026-11-31T00:00:00Z",     /* day */
+        "2026-11-00T00:00:00Z",
+        "2026-11-23T24:00:00Z",     /* hour */
+        "2026-11-23T10:60:00Z",     /* minute */
+        "2026-11-23T10:00:61Z",     /* second */
+        "2026-11-23T10:00:00.Z",    /* empty fraction */
+        "2026-11-23T10:00:00Zjunk", /* trailing */
+        "2026-11-23T10:00:00+1:00", /* offset */
+        "2026-11-23T10:00:00+24:00",
+        "1969-12-31T23:59:59Z", /* before 1970 */
+        "26-11-23T10:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = -1;
+        if (cli_parse_time(bad[i], NOW_MS, &t, err, sizeof err) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(t, -1);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+static void test_parse_time_numbers(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t t = -1;
+    /* unix seconds */
+    assert_int_equal(cli_parse_time("1795428000", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS);
+    assert_int_equal(cli_parse_time("0", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(cli_parse_time("9223372036854775", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t, INT64_C(9223372036854775000));
+    assert_int_equal(cli_parse_time("9223372036854776", 0, &t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(cli_parse_time("99999999999999999999999", 0, &t, err, sizeof err), -1);
+
+    /* ages before now, one per unit */
+    assert_int_equal(cli_parse_time("90s", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS - 90000);
+    assert_int_equal(cli_parse_time("15m", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS - 15 * 60000);
+    assert_int_equal(cli_parse_time("2h", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS - 2 * 3600000);
+    assert_int_equal(cli_parse_time("7d", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS - 7 * INT64_C(86400000));
+    assert_int_equal(cli_parse_time("0s", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS);
+    /* an age reaching before 1970, or overflowing */
+    assert_int_equal(cli_parse_time("20780d", NOW_MS, &t, err, sizeof err), 0);
+    assert_int_equal(t, NOW_MS - 20780 * INT64_C(86400000));
+    assert_int_equal(cli_parse_time("20781d", NOW_MS, &t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "before 1970"));
+    assert_int_equal(cli_parse_time("9223372036854775d", NOW_MS, &t, err, sizeof err), -1);
+    assert_int_equal(cli_parse_time("9223372036854775807s", NOW_MS, &t, err, sizeof err), -1);
+
+    /* garbage and negatives */
+    const char *bad[] = {"", "-5", "-5m", "+5m", "5 m", "5ms", "5w", "5M", "m", "1.5h",
+                         "now", "yesterday", "0x10", "12:00", "5mm"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = -1;
+        if (cli_parse_time(bad[i], NOW_MS, &t, err, sizeof err) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(t, -1);
+    }
+    assert_int_equal(cli_parse_time("-5m", NOW_MS, &t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a time"));
+    assert_int_equal(cli_parse_time(NULL, NOW_MS, &t, err, sizeof err), -1);
+}
+
 /* Writes n bytes of 'x' to a temp file; returns its malloc'd path. */
 static char *temp_file(size_t n)
 {
@@ -441,6 +766,14 @@ int main(void)
         cmocka_unit_test(test_help_version_health),
         cmocka_unit_test(test_read_path_bounds),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_audit_query),
+        cmocka_unit_test(test_audit_too_many_kinds),
+        cmocka_unit_test(test_audit_verify),
+        cmocka_unit_test(test_audit_tokens),
+        cmocka_unit_test(test_audit_misplaced_options),
+        cmocka_unit_test(test_audit_sub_commands),
+        cmocka_unit_test(test_parse_time_rfc3339),
+        cmocka_unit_test(test_parse_time_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
