@@ -708,7 +708,7 @@ struct audit_log *audit_open(const struct audit_options *opts, char *err, size_t
                    : err_set(err, errlen, "chain.start fields are not valid UTF-8");
         json_decref(f);
         if (rc != 0)
-            goto fail_named;
+            goto fail;
     }
 
     if (dropped > 0) {
@@ -717,7 +717,7 @@ struct audit_log *audit_open(const struct audit_options *opts, char *err, size_t
                    : err_set(err, errlen, "out of memory");
         json_decref(f);
         if (rc != 0)
-            goto fail_named;
+            goto fail;
     }
     json_t *f = json_pack("{s:s,s:I,s:s}", "daemon", or_empty(opts->daemon), "pid",
                           (json_int_t)getpid(), "version", or_empty(opts->version));
@@ -725,17 +725,16 @@ struct audit_log *audit_open(const struct audit_options *opts, char *err, size_t
                : err_set(err, errlen, "daemon.start fields are not valid UTF-8");
     json_decref(f);
     if (rc != 0)
-        goto fail_named;
+        goto fail;
     return log;
 
-fail_named:
-    /* append's messages do not always name the file. */
-    if (err && errlen && !strstr(err, log->path)) {
+fail:
+    /* Not every message names the file (append's, gethostname's). */
+    if (err && errlen && log->path && !strstr(err, log->path)) {
         char why[512];
         snprintf(why, sizeof why, "%s", err);
         err_set(err, errlen, "%s: %s", log->path, why);
     }
-fail:
     log_free(log);
     return NULL;
 }

@@ -324,7 +324,8 @@ static int check_checkpoint(const json_t *rec, uint64_t seq, const char *chain,
     memcpy(c->head, head, sizeof c->head);
     int n = audit_checkpoint_message(chain, c->covers, head, json_integer_value(signed_time), msg,
                                      sizeof msg);
-    if (n < 0 || crypto_sign_verify_detached(raw, (const unsigned char *)msg, (size_t)n, k->pk) != 0)
+    if (n < 0 ||
+        crypto_sign_verify_detached(raw, (const unsigned char *)msg, (size_t)n, k->pk) != 0)
         return err_set(why, whylen, "its signature does not verify under key \"%s\"", safe);
     return 0;
 }
@@ -370,12 +371,12 @@ static int collect_claims(int fd, const struct audit_keys *keys, struct claims *
         json_t *rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
         struct claim c;
         if (rec && check_schema(rec, why, sizeof why) == 0) {
+            uint64_t seq = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
             if (lineno == 1)
                 snprintf(chain, sizeof chain, "%s",
                          json_string_value(json_object_get(rec, "chain")));
             else if (is_kind(rec, "checkpoint") &&
-                     check_checkpoint(rec, (uint64_t)json_integer_value(json_object_get(rec, "seq")),
-                                      chain, keys, &c, why, sizeof why) == 0) {
+                     check_checkpoint(rec, seq, chain, keys, &c, why, sizeof why) == 0) {
                 if (out->n == out->cap) {
                     size_t cap = out->cap ? out->cap * 2 : 16;
                     struct claim *grown = realloc(out->c, cap * sizeof *grown);
@@ -572,11 +573,9 @@ static int check_line(struct walk *w, struct audit_verify_result *res, uint64_t 
             goto out;
         }
         /* Pass 1 must have seen it, or its head was never compared. */
-        bool seen = false;
-        for (size_t i = 0; i < w->claims.n && !seen; i++)
-            seen = w->claims.c[i].cp_seq == seq && w->claims.c[i].covers == c.covers &&
-                   strcmp(w->claims.c[i].head, c.head) == 0;
-        if (!seen) {
+        const struct claim *seen = w->claims.n == 0 ? NULL
+                                   : bsearch(&c, w->claims.c, w->claims.n, sizeof c, claim_cmp);
+        if (!seen || strcmp(seen->head, c.head) != 0) {
             snprintf(res->message, sizeof res->message,
                      "%s: the file changed while it was being verified", w->path);
             rc = -1;
