@@ -41,6 +41,7 @@ struct rule {
     struct grant scopes, audiences;
     uint32_t max_token_ttl_s;
     uint32_t max_concurrent;
+    struct words permissions; /* non-task rights, e.g. audit:read */
 };
 
 struct unix_identity {
@@ -258,6 +259,9 @@ static int load_runtimes(const struct loader *ld, const struct yconf_node *n, st
 {
     struct yconf_node at, item;
     yconf_child(n, "runtimes", &at);
+    /* A rule that only grants permissions (an auditor) may run nothing. */
+    if (!yconf_present(&at) && r->permissions.n > 0)
+        return 0;
     if (yconf_required(&at, ld->err, ld->errlen) != 0 || load_words(ld, &at, &r->runtimes) != 0)
         return -1;
     if (r->runtimes.n == 0)
@@ -347,6 +351,24 @@ static int load_grant(const struct loader *ld, const struct yconf_node *n, const
     return 0;
 }
 
+static int load_permissions(const struct loader *ld, const struct yconf_node *n, struct rule *r)
+{
+    struct yconf_node at, item;
+    yconf_child(n, "permissions", &at);
+    if (load_words(ld, &at, &r->permissions) != 0)
+        return -1;
+    if (r->permissions.any)
+        return yconf_error(&at, ld->err, ld->errlen, "name each permission (known: %s)",
+                           POLICY_PERMISSIONS);
+    for (size_t i = 0; i < r->permissions.n; i++) {
+        yconf_item(&at, i, &item);
+        if (strcmp(r->permissions.v[i], POLICY_AUDIT_READ) != 0)
+            return yconf_error(&item, ld->err, ld->errlen, "unknown permission \"%s\" (known: %s)",
+                               r->permissions.v[i], POLICY_PERMISSIONS);
+    }
+    return 0;
+}
+
 static int load_ttl_and_concurrency(const struct loader *ld, const struct yconf_node *n,
                                     struct rule *r)
 {
@@ -396,12 +418,14 @@ static int load_rule(const struct loader *ld, const struct yconf_node *n, struct
                                        "default_audiences",
                                        "max_token_ttl_s",
                                        "max_concurrent",
+                                       "permissions",
                                        NULL};
     struct rule *r = &p->rules[i];
     p->n_rules = i + 1;
     r->line = n->line;
     if (yconf_mapping(n, keys, ld->err, ld->errlen) != 0 || load_name(ld, n, r) != 0 ||
-        load_pattern(ld, n, r) != 0 || load_runtimes(ld, n, r) != 0 || load_limits(ld, n, r) != 0 ||
+        load_pattern(ld, n, r) != 0 || load_permissions(ld, n, r) != 0 ||
+        load_runtimes(ld, n, r) != 0 || load_limits(ld, n, r) != 0 ||
         load_grant(ld, n, "scopes", "default_scopes", &r->scopes) != 0 ||
         load_grant(ld, n, "audiences", "default_audiences", &r->audiences) != 0 ||
         load_ttl_and_concurrency(ld, n, r) != 0)
@@ -536,6 +560,8 @@ int policy_default(const char *trust_domain, uid_t owner_uid, const char *const 
     if (default_timeout_ms && default_timeout_ms < r->max.timeout_ms)
         r->dflt.timeout_ms = default_timeout_ms;
     r->scopes.allowed.any = r->audiences.allowed.any = true;
+    if (words_alloc(&r->permissions, 1) != 0 || words_push(&r->permissions, POLICY_AUDIT_READ) != 0)
+        goto fail;
     *out = p;
     return 0;
 fail:
@@ -552,6 +578,7 @@ static void rule_free(struct rule *r)
     words_free(&r->scopes.dflt);
     words_free(&r->audiences.allowed);
     words_free(&r->audiences.dflt);
+    words_free(&r->permissions);
 }
 
 void policy_free(struct policy *p)
@@ -761,6 +788,25 @@ void policy_explain(const struct policy *p, const char *spiffe_id, FILE *out)
         fprintf(out, "  concurrent tasks: at most %u\n", r->max_concurrent);
     else
         fputs("  concurrent tasks: no cap\n", out);
+    fprintf(out, "  permissions: %s\n",
+            r->permissions.n ? words_join(&r->permissions, buf, sizeof buf) : "none");
+}
+
+bool policy_permits(const struct policy *p, const char *spiffe_id, const char *permission,
+                    char *why, size_t whylen)
+{
+    const struct rule *r = match(p, spiffe_id);
+    if (!r) {
+        snprintf(why, whylen, "no policy rule matches %s (deny by default)", spiffe_id);
+        return false;
+    }
+    if (!words_has(&r->permissions, permission)) {
+        snprintf(why, whylen, "rule \"%s\" (%s) does not grant %s", r->name, r->pattern,
+                 permission);
+        return false;
+    }
+    snprintf(why, whylen, "rule \"%s\" (%s) grants %s", r->name, r->pattern, permission);
+    return true;
 }
 
 size_t policy_rule_count(const struct policy *p)

@@ -19,6 +19,8 @@
  *       default_audiences: [orders.api]
  *       max_token_ttl_s: 120         # 1..86400; absent: no cap
  *       max_concurrent: 4            # tasks of one SPIFFE ID at once; 0 or absent: no cap
+ *       permissions: [audit:read]    # rights beyond running tasks; absent: none. A rule
+ *                                    # with permissions may leave out runtimes (runs nothing)
  *
  * Limit keys: timeout_ms, memory_mb, cpu_ms, max_pids, output_bytes, disk_mb,
  * open_files (*_mb in MiB); ranges as the broker's own flags.
@@ -42,6 +44,10 @@
 #define POLICY_NAME_MAX 64
 #define POLICY_WORD_MAX 256 /* a scope, an audience, a runtime */
 #define POLICY_LIST_MAX 256 /* items in one list */
+
+/* Permissions a rule may grant besides running tasks. */
+#define POLICY_AUDIT_READ "audit:read" /* Audit/Query and Audit/Verify */
+#define POLICY_PERMISSIONS POLICY_AUDIT_READ
 
 /* Per-task limits in the request's units; 0 means not set. */
 struct policy_limits {
@@ -72,13 +78,19 @@ int policy_load(const struct yconf_node *policy_node, const struct yconf_node *u
  * "local-owner", granting exactly spiffe://<td>/uid/<owner_uid> the runtimes
  * of the NULL-terminated list, the broker caps as maxima and defaults (but
  * default_timeout_ms, when non-zero and below the cap, as the timeout's), any
- * scope and audience, no TTL or concurrency cap. Everyone else is denied.
+ * scope and audience, no TTL or concurrency cap, and audit:read. Everyone
+ * else is denied.
  * 0, or -1 (out of memory, or an invalid trust domain). */
 int policy_default(const char *trust_domain, uid_t owner_uid, const char *const *runtimes,
                    const struct policy_limits *broker_caps, uint64_t default_timeout_ms,
                    struct policy **out);
 
 void policy_free(struct policy *p);
+
+/* Does the rule matching spiffe_id grant permission? why says which rule
+ * and why (for the log, the audit trail and the caller). */
+bool policy_permits(const struct policy *p, const char *spiffe_id, const char *permission,
+                    char *why, size_t whylen);
 
 /* Number of rules (0: everyone is denied). */
 size_t policy_rule_count(const struct policy *p);

@@ -499,7 +499,7 @@ static void test_unknown_and_duplicate_keys(void **state)
     rule_fails("    runtime: [sh]\n",
                "broker.yaml:5: policy[0]: unknown key 'runtime' (known: name, spiffe_id, runtimes, "
                "limits, defaults, scopes, default_scopes, audiences, default_audiences, "
-               "max_token_ttl_s, max_concurrent)");
+               "max_token_ttl_s, max_concurrent, permissions)");
     rule_fails(
         "    limits:\n"
         "      memory: 5\n",
@@ -729,6 +729,44 @@ static void test_unix_identity_errors(void **state)
 
 /* ---- the built-in policy ---- */
 
+/* permissions: audit:read for the auditor, for nobody else; a rule that
+ * grants only permissions may name no runtime and then runs nothing. */
+static void test_permissions(void **state)
+{
+    (void)state;
+    struct policy *p = must_load("policy:\n"
+                                 "  - name: auditors\n"
+                                 "    spiffe_id: spiffe://prod.example/security/*\n"
+                                 "    permissions: [audit:read]\n"
+                                 "  - name: planner\n"
+                                 "    spiffe_id: spiffe://prod.example/agents/planner\n"
+                                 "    runtimes: [sh]\n");
+    char why[256];
+    assert_true(policy_permits(p, "spiffe://prod.example/security/alice", POLICY_AUDIT_READ, why,
+                               sizeof why));
+    assert_string_equal(why, "rule \"auditors\" (spiffe://prod.example/security/*) grants audit:read");
+    assert_false(policy_permits(p, "spiffe://prod.example/agents/planner", POLICY_AUDIT_READ, why,
+                                sizeof why));
+    assert_string_equal(why, "rule \"planner\" (spiffe://prod.example/agents/planner) does not "
+                             "grant audit:read");
+    assert_false(policy_permits(p, "spiffe://prod.example/other", POLICY_AUDIT_READ, why, sizeof why));
+    assert_string_equal(why, "no policy rule matches spiffe://prod.example/other (deny by default)");
+    struct policy_request req = {.runtime = "sh"};
+    struct policy_decision d;
+    decide(p, "spiffe://prod.example/security/alice", &req, &d);
+    assert_false(d.allowed);
+    policy_decision_free(&d);
+    policy_free(p);
+
+    rule_fails("    permissions: [audit:write]\n",
+               "broker.yaml:5: policy[0].permissions[0]: unknown permission \"audit:write\" "
+               "(known: audit:read)");
+    load_fails("policy:\n"
+               "  - name: nobody\n"
+               "    spiffe_id: spiffe://prod.example/x\n",
+               "broker.yaml:2: policy[0].runtimes: required");
+}
+
 static void test_default_policy(void **state)
 {
     (void)state;
@@ -749,6 +787,12 @@ static void test_default_policy(void **state)
     assert_int_equal(d.max_token_ttl_s, 0);
     assert_int_equal(d.max_concurrent, 0);
     policy_decision_free(&d);
+
+    char why[256];
+    assert_true(policy_permits(p, "spiffe://airlock.local/uid/1000", POLICY_AUDIT_READ, why,
+                               sizeof why));
+    assert_false(policy_permits(p, "spiffe://airlock.local/uid/1001", POLICY_AUDIT_READ, why,
+                                sizeof why));
 
     struct policy_request plain = {.runtime = "python3"};
     decide(p, "spiffe://airlock.local/uid/1000", &plain, &d);
@@ -880,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_scope_lists),
         cmocka_unit_test(test_unix_identities),
         cmocka_unit_test(test_unix_identity_errors),
+        cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_default_policy),
         cmocka_unit_test(test_explain),
     };
