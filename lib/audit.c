@@ -279,6 +279,19 @@ static int append_locked(struct audit_log *log, const char *kind, json_t *fields
             if (strcmp(key, reserved[i]) == 0)
                 return err_set(err, errlen, "record field \"%s\" is reserved", key);
     }
+    /* Only this log writes the file (it holds the flock): a size we did not
+     * leave means someone cut or extended it. Extending the chain past that
+     * would bury the evidence; stop instead. */
+    struct stat st;
+    if (fstat(log->fd, &st) != 0) {
+        mark_broken(log, "fstat: %s", strerror(errno));
+        return err_set(err, errlen, "%s", log->broken_why);
+    }
+    if (st.st_size != log->size) {
+        mark_broken(log, "the file was changed behind our back: %jd bytes, expected %jd",
+                    (intmax_t)st.st_size, (intmax_t)log->size);
+        return err_set(err, errlen, "audit log %s: %s", log->path, log->broken_why);
+    }
     uint64_t next = log->head_seq + 1;
     char *line = build_line(log, next, kind, fields, &len, err, errlen);
     if (!line)

@@ -1129,6 +1129,35 @@ static void test_write_failure_keeps_chain(void **state)
     assert_verifies(f->path, NULL);
 }
 
+/* Someone cuts the file (or appends to it) while the log is open: the log
+ * stops rather than extend a chain it no longer holds, until reopened. */
+static void test_changed_behind_our_back(void **state)
+{
+    struct fx *f = *state;
+    char err[512] = "";
+    struct audit_log *log = open_log(f->path, true, NULL);
+    add(log, "a", json_object());
+    add(log, "b", json_object());
+    struct stat st;
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(truncate(f->path, st.st_size - 10), 0);
+    assert_int_equal(audit_append(log, "c", json_object(), false, NULL, err, sizeof err), -1);
+    assert_has(err, "changed behind our back");
+    /* Still refused once the size is right again: a restart decides. */
+    assert_int_equal(truncate(f->path, st.st_size), 0);
+    assert_int_equal(audit_append(log, "d", json_object(), true, NULL, err, sizeof err), -1);
+    assert_has(err, "broken");
+    audit_close(log, NULL, NULL);
+
+    /* Bytes appended by another writer, likewise. */
+    unlink(f->path);
+    log = open_log(f->path, true, NULL);
+    append_raw(f->path, "{}\n");
+    assert_int_equal(audit_append(log, "e", json_object(), false, NULL, err, sizeof err), -1);
+    assert_has(err, "changed behind our back");
+    audit_close(log, NULL, NULL);
+}
+
 static void test_stream_mirror(void **state)
 {
     struct fx *f = *state;
@@ -1297,6 +1326,7 @@ int main(void)
         T(test_malformed_lines),
         T(test_torn_tail_recovery),
         T(test_open_refuses),
+        T(test_changed_behind_our_back),
         T(test_write_failure_keeps_chain),
         T(test_stream_mirror),
         T(test_query_filters),
