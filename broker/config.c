@@ -28,6 +28,7 @@ void broker_settings_init(struct broker_settings *s)
     };
     s->max_tasks = 32;
     s->cgroup_mode = SANDBOX_CGROUP_AUTO;
+    s->audit.checkpoint_interval_s = AUDIT_DEFAULT_CHECKPOINT_S;
 }
 
 int broker_parse_cgroup_mode(const char *name, uint32_t *out)
@@ -148,7 +149,8 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
     static const char *const known[] = {
         "trust_domain", "listen",    "tls",          "credd",  "state_dir",       "worker",
         "max_tasks",    "cgroup",    "token_skew_s", "limits", "unix_identities", "policy",
-        NULL};
+        "audit",        NULL};
+    static const char *const audit_extra[] = {"keep_code", NULL};
     if (yconf_load_file(path, 0, &s->conf, err, errlen) < 0)
         return -1;
     s->config_path = path;
@@ -163,6 +165,13 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
         yconf_opt_u64(&root, "max_tasks", 1, 4096, &s->max_tasks, err, errlen) < 0 ||
         opt_u32(&root, "token_skew_s", 0, 3600, &s->cfg.token_skew_s, err, errlen) < 0 ||
         load_limits(s, &root, err, errlen) < 0)
+        return -1;
+    yconf_child(&root, "audit", &n);
+    if (audit_settings_load(&n, audit_extra, &s->audit, err, errlen) < 0)
+        return -1;
+    struct yconf_node keep;
+    yconf_child(&n, "keep_code", &keep);
+    if (yconf_present(&keep) && yconf_bool(&keep, &s->audit_keep_code, err, errlen) < 0)
         return -1;
     const char *mode = NULL;
     if (yconf_opt_string(&root, "cgroup", &mode, err, errlen) < 0)

@@ -15,6 +15,8 @@
  *   token_skew_s: 30
  *   limits: {default_timeout_ms: 10000, timeout_ms: 300000, memory_mb: 512, cpu_ms: 60000,
  *            max_pids: 64, output_bytes: 8388608, disk_mb: 32, open_files: 256}
+ *   audit: {path: ..., stream: ..., fsync: true, checkpoint_interval_s: 60,
+ *           keep_code: false}  # see audit_rpc.h; keep_code: code bodies in execute.start
  *   unix_identities: [...]   # see policy.h
  *   policy: [...]            # see policy.h
  */
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "audit_rpc.h"
 #include "execute.h"
 #include "policy.h"
 #include "tls.h"
@@ -41,6 +44,8 @@ struct broker_settings {
     const char *worker;         /* NULL: airlock-worker beside the broker */
     uint64_t max_tasks;
     uint32_t cgroup_mode;       /* enum sandbox_cgroup_mode */
+    struct audit_settings audit;
+    bool audit_keep_code;       /* audit.keep_code */
     const char *config_path;    /* NULL: no file, built-in policy */
     struct yconf *conf;         /* the loaded file; the strings above may point into it */
 };

@@ -8,6 +8,12 @@
  *
  * Fails closed: no token, no execution; a token is never left active once
  * this handler returns, whatever path it takes (the TTL is the last line).
+ *
+ * Audit (the broker's chain): a refused caller ("authn"), every policy
+ * decision ("policy"), "execute.start" durably before the worker starts and
+ * "execute" (the whole story: who, what, which token, what came out)
+ * durably before Finished goes out. If either cannot be written the task
+ * does not run, or its result is withheld: UNAVAILABLE.
  */
 #include "execute.h"
 
@@ -21,11 +27,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "airlock/internal/v1/worker.pb-c.h"
 #include "airlock/v1/broker.pb-c.h"
 #include "airlock/v1/credentials.pb-c.h"
+#include "audit_rpc.h"
 #include "frame.h"
 #include "inflight.h"
 #include "policy.h"
@@ -53,7 +63,15 @@ struct task {
     Airlock__V1__MintResponse *token;
     pid_t worker;
     int sock; /* our end of the worker's socketpair */
+    json_t *record; /* the execution's audit fields so far */
 };
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req)
 {
@@ -178,6 +196,7 @@ static bool revoke_token(struct task *t)
 {
     Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
     rr.token_id = t->token->token_id;
+    rr.reason = "backstop";
     struct rpc_status st;
     ProtobufCMessage *resp = NULL;
     grpc_status_code code = rpc_unary(t->broker->credd, "/airlock.v1.Credentials/Revoke", &rr.base,
@@ -348,6 +367,102 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
     }
 }
 
+static const char *reason_name(int reason)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&airlock__v1__finished__reason__descriptor, reason);
+    return v ? v->name : "REASON_UNSPECIFIED";
+}
+
+/* The fields execute.start and execute share: who ran what, with which
+ * limits and which token. NULL when out of memory. */
+static json_t *execution_fields(const struct task *t, const Airlock__V1__ExecuteRequest *req,
+                                const Airlock__V1__Limits *l, const struct policy_decision *d,
+                                bool keep_code)
+{
+    char stdin_sha256[SHA256_HEX_LEN];
+    sha256_hex(req->stdin.data, req->stdin.len, stdin_sha256);
+    json_t *limits = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "timeout_ms",
+                               (json_int_t)l->timeout_ms, "memory_bytes", (json_int_t)l->memory_bytes,
+                               "cpu_ms", (json_int_t)l->cpu_ms, "max_pids", (json_int_t)l->max_pids,
+                               "output_bytes", (json_int_t)l->output_bytes, "disk_bytes",
+                               (json_int_t)l->disk_bytes, "open_files", (json_int_t)l->open_files);
+    json_t *f = json_pack(
+        "{s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:o*,s:s,s:o*,s:o*,s:I,s:s,s:s}", "task_id", t->id,
+        "subject", t->subject, "runtime", req->runtime, "code_sha256", t->code_sha256,
+        "code_bytes", (json_int_t)req->code.len, "stdin_sha256", stdin_sha256, "stdin_bytes",
+        (json_int_t)req->stdin.len, "limits", limits, "token_id", t->token->token_id, "scopes",
+        audit_strings(d->scopes, d->n_scopes), "audience", audit_strings(d->audience, d->n_audience),
+        "token_expires_at", (json_int_t)t->token->expires_at, "rule", d->rule_name,
+        "client_request_id", req->client_request_id);
+    if (f && keep_code) {
+        /* Opt-in (audit.keep_code): the program itself, base64. */
+        size_t n = sodium_base64_ENCODED_LEN(req->code.len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(n);
+        if (!b64 || json_object_set_new(f, "code_base64",
+                                        json_string(sodium_bin2base64(
+                                            b64, n, req->code.data, req->code.len,
+                                            sodium_base64_VARIANT_ORIGINAL))) != 0) {
+            json_decref(f);
+            f = NULL;
+        }
+        free(b64);
+    }
+    return f;
+}
+
+/* execute.start, durably. 0, or -1 with err. */
+static int record_start(struct task *t, const Airlock__V1__ExecuteRequest *req,
+                        const Airlock__V1__Limits *limits, const struct policy_decision *d,
+                        char *err, size_t errlen)
+{
+    const struct broker *b = t->broker;
+    if (!(t->record = execution_fields(t, req, limits, d, false)) ||
+        json_object_set_new(t->record, "start_ms", json_integer(unix_ms())) != 0)
+        return err_set(err, errlen, "out of memory");
+    json_t *start = json_copy(t->record);
+    if (start && b->audit_keep_code) {
+        json_t *with_code = execution_fields(t, req, limits, d, true);
+        json_t *code = with_code ? json_object_get(with_code, "code_base64") : NULL;
+        if (!code || json_object_set(start, "code_base64", code) != 0) {
+            json_decref(start);
+            start = NULL;
+        }
+        json_decref(with_code);
+    }
+    if (!start)
+        return err_set(err, errlen, "out of memory");
+    return audit_append(b->audit, "execute.start", start, true, NULL, err, errlen);
+}
+
+/* execute: the start fields and the outcome, durably. 0, or -1 with err. */
+static int record_execution(struct task *t, const Airlock__V1__Finished *fin,
+                            const char *revoked_by, char *err, size_t errlen)
+{
+    json_t *f = json_copy(t->record);
+    json_t *outcome = json_pack(
+        "{s:I,s:s,s:i,s:i,s:I,s:I,s:I,s:s,s:I,s:s,s:I,s:b,s:b,s:s,s:s}", "end_ms",
+        (json_int_t)unix_ms(), "reason", reason_name(fin->reason), "exit_code", fin->exit_code,
+        "signal", fin->signal, "wall_ms", (json_int_t)fin->wall_ms, "cpu_ms",
+        (json_int_t)fin->cpu_ms, "max_rss_kb", (json_int_t)fin->max_rss_kb, "stdout_sha256",
+        fin->stdout_sha256, "stdout_bytes", (json_int_t)fin->stdout_bytes, "stderr_sha256",
+        fin->stderr_sha256, "stderr_bytes", (json_int_t)fin->stderr_bytes, "output_truncated",
+        fin->output_truncated, "token_revoked", fin->token_revoked, "revoked_by", revoked_by,
+        "message", fin->message);
+    if (!f || !outcome || json_object_update(f, outcome) != 0) {
+        json_decref(f);
+        json_decref(outcome);
+        return err_set(err, errlen, "out of memory");
+    }
+    json_decref(outcome);
+    if (fin->reason == AIRLOCK__V1__FINISHED__REASON__SECCOMP &&
+        json_object_set_new(f, "seccomp_syscall", json_integer(fin->seccomp_syscall)) != 0) {
+        json_decref(f);
+        return err_set(err, errlen, "out of memory");
+    }
+    return audit_append(t->broker->audit, "execute", f, true, NULL, err, errlen);
+}
+
 static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteRequest *req,
                                  Airlock__V1__Limits *limits, const struct policy_decision *d)
 {
@@ -438,40 +553,71 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.message = msg;
         log_warn("task %s: %s", t->id, msg);
     }
-    if (!fin.token_revoked)
-        fin.token_revoked = revoke_token(t);
+    const char *revoked_by = fin.token_revoked ? "worker" : "";
+    if (!fin.token_revoked && (fin.token_revoked = revoke_token(t)))
+        revoked_by = "broker";
     fin.code_sha256 = t->code_sha256;
-    ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_FINISHED;
-    ev.finished = &fin;
-    int sent = rpc_call_send(t->call, &ev.base);
     log_info("task %s: sub=%s runtime=%s reason=%d exit=%d wall=%llums revoked=%d", t->id,
              t->subject, req->runtime, fin.reason, fin.exit_code, (unsigned long long)fin.wall_ms,
              fin.token_revoked);
-    if (u)
+    char err[256];
+    int sent = -1;
+    int recorded = record_execution(t, &fin, revoked_by, err, sizeof err);
+    if (recorded == 0) {
+        ev.event_case = AIRLOCK__V1__EXECUTE_EVENT__EVENT_FINISHED;
+        ev.finished = &fin;
+        sent = rpc_call_send(t->call, &ev.base);
+    }
+    if (u) /* fin points into it */
         protobuf_c_message_free_unpacked(&u->base, NULL);
+    if (recorded != 0)
+        return audit_call_fail(t->call, err, "the task ran but its result is withheld");
     if (sent != 0)
         return rpc_call_fail(t->call, GRPC_STATUS_CANCELLED, "caller went away");
     return GRPC_STATUS_OK;
 }
 
-/* The caller's SPIFFE ID, or UNAUTHENTICATED (logged). */
+int broker_identify(const struct broker *b, const struct rpc_peer *peer, char *out, size_t outlen,
+                    const char **why)
+{
+    int rc = -1;
+    if (peer->transport == RPC_TRANSPORT_TLS && peer->authenticated)
+        rc = snprintf(out, outlen, "%s", peer->spiffe_id) < (int)outlen ? 0 : -1;
+    else if (peer->transport == RPC_TRANSPORT_UNIX)
+        rc = policy_unix_identity(b->policy, peer->uid, peer->gid, peer->exe, out, outlen);
+    *why = peer->transport == RPC_TRANSPORT_TLS && peer->auth_error[0]
+               ? peer->auth_error
+               : "caller has no workload identity";
+    return rc;
+}
+
+/* The caller's SPIFFE ID, or UNAUTHENTICATED (logged and recorded). */
 static grpc_status_code identify(struct task *t)
 {
     const struct rpc_peer *peer = rpc_call_peer(t->call);
-    int rc = -1;
-    if (peer->transport == RPC_TRANSPORT_TLS && peer->authenticated)
-        rc = snprintf(t->subject, sizeof t->subject, "%s", peer->spiffe_id) < (int)sizeof t->subject
-                 ? 0 : -1;
-    else if (peer->transport == RPC_TRANSPORT_UNIX)
-        rc = policy_unix_identity(t->broker->policy, peer->uid, peer->gid, peer->exe, t->subject,
-                                  sizeof t->subject);
-    if (rc == 0)
+    const char *why;
+    if (broker_identify(t->broker, peer, t->subject, sizeof t->subject, &why) == 0)
         return GRPC_STATUS_OK;
-    const char *why = peer->transport == RPC_TRANSPORT_TLS && peer->auth_error[0]
-                          ? peer->auth_error
-                          : "caller has no workload identity";
     log_warn("authn denied: %s", why);
+    audit_authn_denied(t->broker->audit, peer, "/airlock.v1.Broker/Execute", why);
     return rpc_call_fail(t->call, GRPC_STATUS_UNAUTHENTICATED, "%s", why);
+}
+
+/* The decision, best effort: an allowed task is covered by the durable
+ * execute.start that follows, a denied one was granted nothing. */
+static void record_decision(struct task *t, const Airlock__V1__ExecuteRequest *req,
+                            const struct policy_decision *d)
+{
+    const struct rpc_peer *peer = rpc_call_peer(t->call);
+    char err[256];
+    json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o*}", "result",
+                          d->allowed ? "allow" : "deny", "subject", t->subject, "method",
+                          "/airlock.v1.Broker/Execute", "runtime", req->runtime, "rule",
+                          d->rule_name ? d->rule_name : "", "why", d->reason, "task_id", d->allowed ? t->id : "",
+                          "client_request_id", req->client_request_id, "peer",
+                          audit_peer_json(peer));
+    if (!f || audit_append(t->broker->audit, "policy", f, false, NULL, err, sizeof err) != 0)
+        log_error("audit: cannot record a policy decision: %s", f ? err : "out of memory");
 }
 
 /* Runs an allowed request within its identity's concurrency cap. */
@@ -492,10 +638,13 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
                                  t->subject, running, d->rule_name, d->max_concurrent);
         return rpc_call_fail(t->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "broker busy");
     }
-    random_id(t->id);
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
-        rc = run_task(t, req, &limits, d);
+        char err[256];
+        if (record_start(t, req, &limits, d, err, sizeof err) != 0)
+            rc = audit_call_fail(t->call, err, "nothing was run");
+        else
+            rc = run_task(t, req, &limits, d);
         if (rc != GRPC_STATUS_OK) {
             /* Failed before Finished went out: make sure nothing is left behind. */
             if (t->worker > 0)
@@ -506,6 +655,7 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
         if (t->sock >= 0)
             close(t->sock);
         protobuf_c_message_free_unpacked(&t->token->base, NULL);
+        json_decref(t->record);
     }
     inflight_release(t->broker->inflight, t->subject);
     return rc;
@@ -529,6 +679,8 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
         return rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     log_info("policy %s: sub=%s runtime=%s rule=%s: %s", d.allowed ? "allow" : "deny", t.subject,
              req->runtime, d.rule_name ? d.rule_name : "-", d.reason);
+    random_id(t.id);
+    record_decision(&t, req, &d);
     if (d.allowed)
         rc = admit_and_run(&t, req, &d);
     else

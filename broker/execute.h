@@ -6,6 +6,7 @@
 #ifndef AIRLOCK_BROKER_EXECUTE_H
 #define AIRLOCK_BROKER_EXECUTE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rpc.h"
@@ -39,13 +40,22 @@ struct broker_config {
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
 };
 
+struct audit_log;
+
 struct broker {
     const struct broker_config *config;
     const struct policy *policy;
     struct inflight *inflight;   /* tasks per identity, for policy's max_concurrent */
     struct rpc_channel *credd;
+    struct audit_log *audit;     /* the broker's chain */
+    bool audit_keep_code;        /* code bodies go into execute.start */
 };
 
 grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *request, void *ctx);
+
+/* The caller's SPIFFE ID: its verified SVID over TLS, its mapped (or
+ * uid-derived) ID on the Unix socket. 0, or -1 with *why. */
+int broker_identify(const struct broker *b, const struct rpc_peer *peer, char *out, size_t outlen,
+                    const char **why);
 
 #endif

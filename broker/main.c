@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "airlock/v1/broker.pb-c.h"
+#include "audit_link.h"
+#include "audit_rpc.h"
 #include "config.h"
 #include "daemon.h"
 #include "execute.h"
@@ -53,12 +55,26 @@ static const char usage[] =
     "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
     "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
     "  --open-files N         open files per process (default 256)\n"
+    "The audit trail (audit.*):\n"
+    "  --audit-path FILE      the chain (default STATE_DIR/audit.jsonl)\n"
+    "  --audit-stream FILE    mirror records as JSON Lines to FILE, - for stdout\n"
+    "  --audit-checkpoint-s N have credd sign a checkpoint every N s (default 60)\n"
+    "  --audit-no-fsync       do not fsync records (benchmarks only)\n"
+    "  --audit-keep-code      keep code bodies in execute.start records\n"
     "Without --config, one built-in rule lets the broker's own user run anything\n"
     "within the caps; everyone else is denied. SIGHUP re-reads the TLS files.\n";
 
 #define EXIT_CONFIG 78 /* EX_CONFIG */
 
-enum { OPT_CONFIG = 256, OPT_CHECK_CONFIG };
+enum {
+    OPT_CONFIG = 256,
+    OPT_CHECK_CONFIG,
+    OPT_AUDIT_PATH,
+    OPT_AUDIT_STREAM,
+    OPT_AUDIT_CHECKPOINT,
+    OPT_AUDIT_NO_FSYNC,
+    OPT_AUDIT_KEEP_CODE,
+};
 
 static const struct option opts[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -83,6 +99,11 @@ static const struct option opts[] = {
     {"disk-mb", required_argument, NULL, 'D'},
     {"open-files", required_argument, NULL, 'F'},
     {"cgroup", required_argument, NULL, 'G'},
+    {"audit-path", required_argument, NULL, OPT_AUDIT_PATH},
+    {"audit-stream", required_argument, NULL, OPT_AUDIT_STREAM},
+    {"audit-checkpoint-s", required_argument, NULL, OPT_AUDIT_CHECKPOINT},
+    {"audit-no-fsync", no_argument, NULL, OPT_AUDIT_NO_FSYNC},
+    {"audit-keep-code", no_argument, NULL, OPT_AUDIT_KEEP_CODE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -125,6 +146,11 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
     case 'D': bad = parse_u64(arg, 1, 1 << 20, &v); c->disk_bytes = v << 20; break;
     case 'F': bad = parse_u64(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
     case 'G': bad = broker_parse_cgroup_mode(arg, &s->cgroup_mode); break;
+    case OPT_AUDIT_PATH: s->audit.path = arg; break;
+    case OPT_AUDIT_STREAM: s->audit.stream = arg; break;
+    case OPT_AUDIT_CHECKPOINT: bad = parse_u64(arg, 1, 86400, &s->audit.checkpoint_interval_s); break;
+    case OPT_AUDIT_NO_FSYNC: s->audit.no_fsync = true; break;
+    case OPT_AUDIT_KEEP_CODE: s->audit_keep_code = true; break;
     default: break;
     }
     if (bad) {
@@ -185,6 +211,15 @@ static void worker_credd_tls(const struct broker_settings *s, struct broker_conf
         return;
     c->credd_tls = (struct broker_credd_tls){s->tls.cert, s->tls.key, s->tls.bundle,
                                              s->credd_spiffe_id, c->trust_domain};
+}
+
+/* Our SPIFFE ID for the chain: that of our SVID, else the local default. */
+static void broker_identity(const struct broker_settings *s, char *out, size_t outlen)
+{
+    char err[256];
+    if (s->tls.cert && tls_spiffe_id_of_cert_file(s->tls.cert, out, outlen, err, sizeof err) == 0)
+        return;
+    snprintf(out, outlen, "spiffe://%s/airlock/broker", s->cfg.trust_domain);
 }
 
 /* --check-config: what the broker would enforce. */
@@ -273,17 +308,39 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* Nothing is served without a writable audit chain. */
+    char identity[TLS_SPIFFE_ID_MAX];
+    broker_identity(&s, identity, sizeof identity);
+    if (!(broker.audit = audit_settings_open(&s.audit, s.state_dir, "broker", identity,
+                                             AIRLOCK_VERSION, err, sizeof err))) {
+        log_error("audit: %s", err);
+        goto out;
+    }
+    broker.audit_keep_code = s.audit_keep_code;
+
     grpc_init();
     broker.inflight = inflight_new((size_t)s.max_tasks);
     broker.credd = credd_channel(&s, err, sizeof err);
-    const struct rpc_method methods[] = {
+    struct audit_service audit_service = {.log = broker.audit,
+                                          .may_read = broker_may_read_audit,
+                                          .jwks = broker_credd_jwks,
+                                          .ctx = &broker};
+    struct rpc_method methods[4] = {
         {"/airlock.v1.Broker/Execute", RPC_SERVER_STREAMING,
          &airlock__v1__execute_request__descriptor, broker_execute, &broker},
     };
+    size_t nmethods = 1 + audit_service_methods(&audit_service, methods + 1, 3);
     struct rpc_server *server = NULL;
+    struct audit_checkpointer *checkpointer = NULL;
     if (!broker.credd)
         log_error("credd: %s", err);
-    else if (!broker.inflight || !(server = rpc_server_new(methods, 1, (int)s.max_tasks)))
+    else if (!(checkpointer = audit_checkpointer_start(
+                   broker.audit, (unsigned)s.audit.checkpoint_interval_s, broker_sign_checkpoint,
+                   &broker, err, sizeof err)))
+        log_error("audit: %s", err);
+    /* A few calls beyond max_tasks, so audit reads are not crowded out. */
+    else if (!broker.inflight ||
+             !(server = rpc_server_new(methods, nmethods, (int)s.max_tasks + 8)))
         log_error("cannot create server");
     else {
         log_info("credd %s, worker %s, %s, %zu policy rules", cfg->credd_address, cfg->worker_exe,
@@ -292,11 +349,16 @@ int main(int argc, char **argv)
         status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
     rpc_server_free(server);
+    audit_checkpointer_stop(checkpointer);
+    /* A final checkpoint, if credd still answers, covers this run. */
+    audit_close(broker.audit, broker.credd ? broker_sign_checkpoint : NULL, &broker);
+    broker.audit = NULL;
     rpc_channel_free(broker.credd);
     inflight_free(broker.inflight);
     grpc_shutdown();
     log_info("stopped");
 out:
+    audit_close(broker.audit, NULL, NULL);
     tls_server_free(tls);
     policy_free(policy);
     broker_settings_free(&s);

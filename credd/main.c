@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "audit_rpc.h"
 #include "daemon.h"
 #include "service.h"
 #include "tls.h"
@@ -41,16 +43,28 @@ static const char usage[] =
     "  --worker-exe PATH      executable whose processes are workers [worker_exe]\n"
     "  --default-ttl SECS     token lifetime when none is asked (default 60) [default_ttl_s]\n"
     "  --max-ttl SECS         cap on any token's lifetime (default 900) [max_ttl_s]\n"
+    "  --audit-path FILE      the audit chain (default STATE_DIR/audit.jsonl) [audit.path]\n"
+    "  --audit-stream FILE    mirror audit records as JSON Lines to FILE, - for stdout\n"
+    "                         [audit.stream]\n"
+    "  --audit-checkpoint-s N sign a checkpoint every N seconds (default 60)\n"
+    "                         [audit.checkpoint_interval_s]\n"
+    "  --audit-no-fsync       do not fsync audit records (benchmarks only) [audit.fsync]\n"
+    "  --audit-reader ID      a SPIFFE ID that may read the audit trail; repeat for\n"
+    "                         several (default: our own uid's) [audit_readers: [...]]\n"
     "SIGHUP re-reads the TLS files.\n";
 
 #define EXIT_CONFIG 78 /* EX_CONFIG */
 #define MAX_BROKER_IDS 16
+#define MAX_AUDIT_READERS 64
 
 struct settings {
     struct credd_config config;
     const char *socket_path, *tcp_address, *state_dir, *broker_exe, *worker_exe;
     struct tls_files tls;
+    struct audit_settings audit;
     const char *broker_ids[MAX_BROKER_IDS];
+    const char *audit_readers[MAX_AUDIT_READERS];
+    char own_reader[512]; /* the default reader: spiffe://<td>/uid/<euid> */
     struct yconf *conf; /* the strings above may point into it */
 };
 
@@ -109,7 +123,15 @@ static int resolve_exe(const char *given, const char *sibling, char *out, size_t
     return 0;
 }
 
-enum { OPT_CONFIG = 256, OPT_CHECK_CONFIG };
+enum {
+    OPT_CONFIG = 256,
+    OPT_CHECK_CONFIG,
+    OPT_AUDIT_PATH,
+    OPT_AUDIT_STREAM,
+    OPT_AUDIT_CHECKPOINT,
+    OPT_AUDIT_NO_FSYNC,
+    OPT_AUDIT_READER,
+};
 
 static const struct option opts[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -126,6 +148,11 @@ static const struct option opts[] = {
     {"worker-exe", required_argument, NULL, 'w'},
     {"default-ttl", required_argument, NULL, 'D'},
     {"max-ttl", required_argument, NULL, 'M'},
+    {"audit-path", required_argument, NULL, OPT_AUDIT_PATH},
+    {"audit-stream", required_argument, NULL, OPT_AUDIT_STREAM},
+    {"audit-checkpoint-s", required_argument, NULL, OPT_AUDIT_CHECKPOINT},
+    {"audit-no-fsync", no_argument, NULL, OPT_AUDIT_NO_FSYNC},
+    {"audit-reader", required_argument, NULL, OPT_AUDIT_READER},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -138,24 +165,52 @@ static int add_broker_id(struct settings *st, const char *id)
     return 0;
 }
 
+static int add_audit_reader(struct settings *st, const char *id)
+{
+    if (!spiffe_id_valid(id) || st->config.n_audit_readers == MAX_AUDIT_READERS)
+        return -1;
+    st->audit_readers[st->config.n_audit_readers++] = id;
+    return 0;
+}
+
+/* Each item of the list at n through add. */
+static int add_ids(struct settings *st, const struct yconf_node *n, size_t max,
+                   int (*add)(struct settings *, const char *), char *err, size_t errlen)
+{
+    const char **ids = NULL;
+    size_t n_ids = 0;
+    if (yconf_strings(n, TLS_SPIFFE_ID_MAX - 1, max, &ids, &n_ids, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n_ids && rc == 0; i++) {
+        struct yconf_node item;
+        yconf_item(n, i, &item);
+        if (add(st, ids[i]) != 0)
+            rc = yconf_error(&item, err, errlen, "not a SPIFFE ID: \"%s\"", ids[i]);
+    }
+    free(ids);
+    return rc;
+}
+
 /* The YAML file over the defaults. 0, or -1 with "FILE:LINE: key: why". */
 static int load_file(struct settings *st, const char *path, char *err, size_t errlen)
 {
-    static const char *const known[] = {"trust_domain", "listen", "tls", "brokers", "state_dir",
-                                        "broker_exe", "worker_exe", "default_ttl_s", "max_ttl_s",
-                                        NULL};
+    static const char *const known[] = {"trust_domain", "listen",        "tls",
+                                        "brokers",      "state_dir",     "broker_exe",
+                                        "worker_exe",   "default_ttl_s", "max_ttl_s",
+                                        "audit",        "audit_readers", NULL};
     static const char *const listen_keys[] = {"unix", "tcp", NULL};
     static const char *const tls_keys[] = {"cert", "key", "bundle", NULL};
     if (yconf_load_file(path, 0, &st->conf, err, errlen) < 0)
         return -1;
-    struct yconf_node root, listen, tls, brokers;
+    struct yconf_node root, listen, tls, brokers, audit, readers;
     yconf_root(st->conf, &root);
     yconf_child(&root, "listen", &listen);
     yconf_child(&root, "tls", &tls);
     yconf_child(&root, "brokers", &brokers);
+    yconf_child(&root, "audit", &audit);
+    yconf_child(&root, "audit_readers", &readers);
     uint64_t ttl = st->config.default_ttl, max_ttl = st->config.max_ttl;
-    const char **ids = NULL;
-    size_t n_ids = 0;
     if (yconf_mapping(&root, known, err, errlen) < 0 ||
         (yconf_present(&listen) && yconf_mapping(&listen, listen_keys, err, errlen) < 0) ||
         (yconf_present(&tls) && yconf_mapping(&tls, tls_keys, err, errlen) < 0) ||
@@ -170,20 +225,13 @@ static int load_file(struct settings *st, const char *path, char *err, size_t er
         yconf_opt_string(&tls, "bundle", &st->tls.bundle, err, errlen) < 0 ||
         yconf_opt_u64(&root, "default_ttl_s", 1, 86400, &ttl, err, errlen) < 0 ||
         yconf_opt_u64(&root, "max_ttl_s", 1, 86400, &max_ttl, err, errlen) < 0 ||
-        yconf_strings(&brokers, TLS_SPIFFE_ID_MAX - 1, MAX_BROKER_IDS, &ids, &n_ids, err,
-                      errlen) < 0)
+        audit_settings_load(&audit, NULL, &st->audit, err, errlen) < 0 ||
+        add_ids(st, &brokers, MAX_BROKER_IDS, add_broker_id, err, errlen) < 0 ||
+        add_ids(st, &readers, MAX_AUDIT_READERS, add_audit_reader, err, errlen) < 0)
         return -1;
     st->config.default_ttl = (uint32_t)ttl;
     st->config.max_ttl = (uint32_t)max_ttl;
-    int rc = 0;
-    for (size_t i = 0; i < n_ids && rc == 0; i++) {
-        struct yconf_node item;
-        yconf_item(&brokers, i, &item);
-        if (add_broker_id(st, ids[i]) != 0)
-            rc = yconf_error(&item, err, errlen, "not a SPIFFE ID: \"%s\"", ids[i]);
-    }
-    free(ids);
-    return rc;
+    return 0;
 }
 
 static int apply_flag(struct settings *st, int opt, const char *arg)
@@ -202,6 +250,16 @@ static int apply_flag(struct settings *st, int opt, const char *arg)
     case 'w': st->worker_exe = arg; break;
     case 'D': bad = parse_u32(arg, 1, 86400, &st->config.default_ttl); break;
     case 'M': bad = parse_u32(arg, 1, 86400, &st->config.max_ttl); break;
+    case OPT_AUDIT_PATH: st->audit.path = arg; break;
+    case OPT_AUDIT_STREAM: st->audit.stream = arg; break;
+    case OPT_AUDIT_NO_FSYNC: st->audit.no_fsync = true; break;
+    case OPT_AUDIT_READER: bad = add_audit_reader(st, arg); break;
+    case OPT_AUDIT_CHECKPOINT: {
+        uint32_t v;
+        bad = parse_u32(arg, 1, 86400, &v);
+        st->audit.checkpoint_interval_s = v;
+        break;
+    }
     default: break;
     }
     if (bad) {
@@ -255,6 +313,11 @@ static int parse_args(int argc, char **argv, struct settings *st, bool *check_on
     }
     if (st->config.default_ttl > st->config.max_ttl)
         st->config.default_ttl = st->config.max_ttl;
+    if (st->config.n_audit_readers == 0) {
+        snprintf(st->own_reader, sizeof st->own_reader, "spiffe://%s/uid/%u",
+                 st->config.trust_domain, (unsigned)geteuid());
+        st->audit_readers[st->config.n_audit_readers++] = st->own_reader;
+    }
     return 0;
 }
 
@@ -262,8 +325,10 @@ int main(int argc, char **argv)
 {
     log_set_program("airlock-credd");
     struct settings st = {.config = {.trust_domain = "airlock.local", .default_ttl = 60,
-                                     .max_ttl = 900}};
+                                     .max_ttl = 900},
+                          .audit = {.checkpoint_interval_s = AUDIT_DEFAULT_CHECKPOINT_S}};
     st.config.broker_ids = st.broker_ids;
+    st.config.audit_readers = st.audit_readers;
     bool check_only = false;
     int exit_status;
     if (parse_args(argc, argv, &st, &check_only, &exit_status) != 0) {
@@ -311,10 +376,28 @@ int main(int argc, char **argv)
         log_error("out of memory");
         goto out;
     }
+    /* Nothing is served without a writable audit chain. */
+    if (!(credd.audit = audit_settings_open(&st.audit, state_dir, "credd", credd.issuer,
+                                            AIRLOCK_VERSION, err, sizeof err))) {
+        log_error("audit: %s", err);
+        goto out;
+    }
+    struct audit_checkpointer *checkpointer = audit_checkpointer_start(
+        credd.audit, (unsigned)st.audit.checkpoint_interval_s, credd_sign_checkpoint, &credd, err,
+        sizeof err);
+    if (!checkpointer) {
+        log_error("audit: %s", err);
+        goto out;
+    }
+    struct audit_service audit_service = {.log = credd.audit,
+                                          .may_read = credd_may_read_audit,
+                                          .jwks = credd_jwks,
+                                          .ctx = &credd};
 
     grpc_init();
-    struct rpc_method methods[8];
-    size_t nmethods = credd_methods(&credd, methods, 8);
+    struct rpc_method methods[16];
+    size_t nmethods = credd_methods(&credd, methods, 16);
+    nmethods += audit_service_methods(&audit_service, methods + nmethods, 16 - nmethods);
     struct rpc_server *server = rpc_server_new(methods, nmethods, 256);
     struct sweeper sw = {.tokens = credd.tokens};
     pthread_mutex_init(&sw.lock, NULL);
@@ -342,8 +425,11 @@ int main(int argc, char **argv)
     pthread_cond_destroy(&sw.wake);
     rpc_server_free(server);
     grpc_shutdown();
+    audit_checkpointer_stop(checkpointer);
     log_info("stopped");
 out:
+    /* A final checkpoint covers everything this run wrote. */
+    audit_close(credd.audit, credd_sign_checkpoint, &credd);
     token_table_free(credd.tokens);
     if (have_key)
         signing_key_wipe(&key);

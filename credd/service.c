@@ -9,6 +9,13 @@
  *               presents a validly signed token (its holder may end it)
  *   Introspect  any local peer with credentials
  *   Keys        anyone
+ *   SignCheckpoint  the broker only
+ *
+ * Audit: every authentication failure, mint (allowed or not), revocation,
+ * introspection and checkpoint signature goes into credd's chain. A token
+ * leaves only once its mint record is durable, and an introspection is
+ * answered only once recorded; a revocation is never held back by the
+ * trail (its record is written after, and a failure to write it logged).
  */
 #include "service.h"
 
@@ -17,6 +24,7 @@
 #include <string.h>
 
 #include "airlock/v1/credentials.pb-c.h"
+#include "audit_rpc.h"
 #include "util.h"
 
 #define MAX_AUDIENCES 16
@@ -51,7 +59,8 @@ struct caller {
     bool is_worker;
 };
 
-static grpc_status_code identify(struct credd *d, struct rpc_call *call, struct caller *c)
+static grpc_status_code identify(struct credd *d, struct rpc_call *call, const char *method,
+                                 struct caller *c)
 {
     const struct rpc_peer *peer = rpc_call_peer(call);
     if (credd_identify(d->config, peer, c->id, sizeof c->id) != 0) {
@@ -59,6 +68,7 @@ static grpc_status_code identify(struct credd *d, struct rpc_call *call, struct 
                               ? peer->auth_error
                               : "caller has no workload identity";
         log_warn("authn denied: %s", why);
+        audit_authn_denied(d->audit, peer, method, why);
         return rpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "%s", why);
     }
     char want[512];
@@ -69,6 +79,16 @@ static grpc_status_code identify(struct credd *d, struct rpc_call *call, struct 
     snprintf(want, sizeof want, "spiffe://%s/airlock/worker", d->config->trust_domain);
     c->is_worker = peer->transport == RPC_TRANSPORT_UNIX && strcmp(c->id, want) == 0;
     return GRPC_STATUS_OK;
+}
+
+/* A refused request, best effort: nothing was granted. */
+static void record_denied(struct credd *d, const char *kind, const struct caller *who,
+                          const char *why)
+{
+    char err[256];
+    json_t *f = json_pack("{s:s,s:s,s:s}", "result", "denied", "caller", who->id, "why", why);
+    if (!f || audit_append(d->audit, kind, f, false, NULL, err, sizeof err) != 0)
+        log_error("audit: cannot record a refused %s: %s", kind, f ? err : "out of memory");
 }
 
 static grpc_status_code check_words(struct rpc_call *call, const char *what, char **items,
@@ -100,11 +120,12 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     struct credd *d = ctx;
     const Airlock__V1__MintRequest *req = (const void *)request;
     struct caller who;
-    grpc_status_code rc = identify(d, call, &who);
+    grpc_status_code rc = identify(d, call, "/airlock.v1.Credentials/Mint", &who);
     if (rc != GRPC_STATUS_OK)
         return rc;
     if (!who.is_broker) {
         log_warn("mint denied to %s", who.id);
+        record_denied(d, "mint", &who, "only the broker may mint tokens");
         return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
                              "only the broker may mint tokens; caller is %s", who.id);
     }
@@ -166,7 +187,27 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     json_decref(aud);
 
     char *token = bad ? NULL : jwt_sign(d->key, claims);
-    if (!token || token_table_insert(d->tokens, jti, now + ttl, claims) != 0) {
+    if (!token) {
+        json_decref(claims);
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot mint token");
+    }
+    /* No token leaves before its record is durable. */
+    char err[256];
+    json_t *rec = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:o*,s:o*,s:I,s:I,s:s,s:s}", "result", "ok", "caller", who.id,
+        "subject", req->subject, "task_id", req->task_id, "token_id", jti, "scopes",
+        audit_strings((const char *const *)req->scopes, req->n_scopes), "audience",
+        audit_strings((const char *const *)req->audience, req->n_audience), "issued_at",
+        (json_int_t)now, "expires_at", (json_int_t)(now + ttl), "kid", d->key->kid, "code_sha256",
+        req->code_sha256);
+    if (!rec || audit_append(d->audit, "mint", rec, true, NULL, err, sizeof err) != 0) {
+        sodium_memzero(token, strlen(token));
+        free(token);
+        json_decref(claims);
+        return audit_call_fail(call, rec ? err : "out of memory", "no token was minted");
+    }
+    if (token_table_insert(d->tokens, jti, now + ttl, claims) != 0) {
+        sodium_memzero(token, strlen(token));
         free(token);
         json_decref(claims);
         return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot mint token");
@@ -218,12 +259,17 @@ static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *re
     struct credd *d = ctx;
     const Airlock__V1__RevokeRequest *req = (const void *)request;
     struct caller who;
-    grpc_status_code rc = identify(d, call, &who);
+    grpc_status_code rc = identify(d, call, "/airlock.v1.Credentials/Revoke", &who);
     if (rc != GRPC_STATUS_OK)
         return rc;
-    if (req->token_id[0] && !who.is_broker && !who.is_worker)
+    if (req->token_id[0] && !who.is_broker && !who.is_worker) {
+        record_denied(d, "revoke", &who, "revocation by token_id is for the broker and workers");
         return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
                              "revocation by token_id is for the broker and workers; present the token instead");
+    }
+    if (req->reason[0] && !is_plain_word(req->reason, 64))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "reason must be 1-64 printable characters without spaces");
     char jti[80];
     if ((rc = resolve_jti(d, call, req->token, req->token_id, jti, sizeof jti)) != GRPC_STATUS_OK)
         return rc;
@@ -232,6 +278,13 @@ static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *re
     enum token_status after = before == TOKEN_ACTIVE ? TOKEN_REVOKED : before;
     if (before == TOKEN_ACTIVE)
         log_info("revoked jti=%s by %s", jti, who.id);
+    /* Recorded after the fact: a revocation is never held back. */
+    char err[256];
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s}", "caller", who.id, "token_id", jti, "reason",
+                            req->reason[0] ? req->reason : "unspecified", "before",
+                            token_status_name(before), "after", token_status_name(after));
+    if (!rec || audit_append(d->audit, "revoke", rec, true, NULL, err, sizeof err) != 0)
+        log_error("audit: revocation of %s not recorded: %s", jti, rec ? err : "out of memory");
 
     Airlock__V1__RevokeResponse resp = AIRLOCK__V1__REVOKE_RESPONSE__INIT;
     resp.status = (char *)token_status_name(after);
@@ -251,7 +304,7 @@ static grpc_status_code introspect(struct rpc_call *call, const ProtobufCMessage
     struct credd *d = ctx;
     const Airlock__V1__IntrospectRequest *req = (const void *)request;
     struct caller who;
-    grpc_status_code rc = identify(d, call, &who);
+    grpc_status_code rc = identify(d, call, "/airlock.v1.Credentials/Introspect", &who);
     if (rc != GRPC_STATUS_OK)
         return rc;
     char jti[80];
@@ -260,6 +313,13 @@ static grpc_status_code introspect(struct rpc_call *call, const ProtobufCMessage
     json_t *claims = NULL;
     enum token_status st = jti[0] ? token_table_lookup(d->tokens, jti, unix_seconds(), &claims)
                                   : TOKEN_UNKNOWN;
+    char err[256];
+    json_t *rec = json_pack("{s:s,s:s,s:s}", "caller", who.id, "token_id", jti, "status",
+                            token_status_name(st));
+    if (!rec || audit_append(d->audit, "introspect", rec, true, NULL, err, sizeof err) != 0) {
+        json_decref(claims);
+        return audit_call_fail(call, rec ? err : "out of memory", "nothing was disclosed");
+    }
 
     Airlock__V1__IntrospectResponse resp = AIRLOCK__V1__INTROSPECT_RESPONSE__INIT;
     resp.active = st == TOKEN_ACTIVE;
@@ -288,18 +348,107 @@ static grpc_status_code introspect(struct rpc_call *call, const ProtobufCMessage
     return GRPC_STATUS_OK;
 }
 
-static grpc_status_code keys(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+char *credd_jwks(void *ctx, char *err, size_t errlen)
 {
-    (void)request;
-    struct credd *d = ctx;
+    const struct credd *d = ctx;
     const struct signing_key *list[] = {d->key};
     char *jwks = jwks_json(list, 1);
     if (!jwks)
-        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot encode JWKS");
+        err_set(err, errlen, "cannot encode the JWKS");
+    return jwks;
+}
+
+static grpc_status_code keys(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
+{
+    (void)request;
+    char err[128];
+    char *jwks = credd_jwks(ctx, err, sizeof err);
+    if (!jwks)
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "%s", err);
     Airlock__V1__KeysResponse resp = AIRLOCK__V1__KEYS_RESPONSE__INIT;
     resp.jwks_json = jwks;
     rpc_call_send(call, &resp.base);
     free(jwks);
+    return GRPC_STATUS_OK;
+}
+
+bool credd_may_read_audit(void *ctx, const struct rpc_peer *peer, char *caller, size_t callerlen,
+                          char *why, size_t whylen)
+{
+    const struct credd *d = ctx;
+    if (credd_identify(d->config, peer, caller, callerlen) != 0) {
+        caller[0] = '\0';
+        snprintf(why, whylen, "%s",
+                 peer->transport == RPC_TRANSPORT_TLS && peer->auth_error[0]
+                     ? peer->auth_error
+                     : "caller has no workload identity");
+        return false;
+    }
+    for (size_t i = 0; i < d->config->n_audit_readers; i++)
+        if (strcmp(caller, d->config->audit_readers[i]) == 0) {
+            snprintf(why, whylen, "%s is in audit_readers", caller);
+            return true;
+        }
+    snprintf(why, whylen, "%s may not read the audit trail (not in credd's audit_readers)", caller);
+    return false;
+}
+
+int credd_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
+                          char signer[256], char *err, size_t errlen)
+{
+    const struct credd *d = ctx;
+    uint8_t raw[crypto_sign_BYTES];
+    if (crypto_sign_detached(raw, NULL, (const unsigned char *)message, len,
+                             d->key->secret_key) != 0)
+        return err_set(err, errlen, "Ed25519 signing failed");
+    sodium_bin2base64(sig, 128, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(kid, 64, "%s", d->key->kid);
+    snprintf(signer, 256, "%s", d->issuer);
+    return 0;
+}
+
+/* A broker's chain checkpoint: recorded in ours first, then signed. */
+static grpc_status_code sign_checkpoint(struct rpc_call *call, const ProtobufCMessage *request,
+                                        void *ctx)
+{
+    struct credd *d = ctx;
+    const Airlock__V1__SignCheckpointRequest *req = (const void *)request;
+    struct caller who;
+    grpc_status_code rc = identify(d, call, "/airlock.v1.Credentials/SignCheckpoint", &who);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    if (!who.is_broker) {
+        record_denied(d, "checkpoint.sign", &who, "only the broker may have checkpoints signed");
+        return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+                             "only the broker may have checkpoints signed; caller is %s", who.id);
+    }
+    int64_t now = unix_seconds();
+    if (!is_plain_word(req->chain, AUDIT_CHAIN_ID_MAX - 1) || req->seq == 0 ||
+        !is_hex_sha256(req->head))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "chain (1-63 printable characters), seq (> 0) and head (64 lowercase "
+                             "hex digits) are required");
+    if (req->time < now - 60 || req->time > now + 60)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "time %lld is more than 60 s from credd's clock (%lld)",
+                             (long long)req->time, (long long)now);
+    char msg[256], err[256];
+    int len = audit_checkpoint_message(req->chain, req->seq, req->head, req->time, msg, sizeof msg);
+    if (len < 0)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "checkpoint fields too long");
+    json_t *rec = json_pack("{s:s,s:s,s:I,s:s,s:I}", "caller", who.id, "broker_chain", req->chain,
+                            "covers_seq", (json_int_t)req->seq, "head", req->head, "signed_time",
+                            (json_int_t)req->time);
+    if (!rec || audit_append(d->audit, "checkpoint.sign", rec, true, NULL, err, sizeof err) != 0)
+        return audit_call_fail(call, rec ? err : "out of memory", "nothing was signed");
+    char kid[64], sig[128], signer[256];
+    if (credd_sign_checkpoint(d, msg, (size_t)len, kid, sig, signer, err, sizeof err) != 0)
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "%s", err);
+    Airlock__V1__SignCheckpointResponse resp = AIRLOCK__V1__SIGN_CHECKPOINT_RESPONSE__INIT;
+    resp.key_id = kid;
+    resp.signature = sig;
+    resp.signer = signer;
+    rpc_call_send(call, &resp.base);
     return GRPC_STATUS_OK;
 }
 
@@ -311,6 +460,8 @@ size_t credd_methods(struct credd *d, struct rpc_method *m, size_t cap)
         {"/airlock.v1.Credentials/Introspect", RPC_UNARY,
          &airlock__v1__introspect_request__descriptor, introspect, d},
         {"/airlock.v1.Credentials/Keys", RPC_UNARY, &airlock__v1__keys_request__descriptor, keys, d},
+        {"/airlock.v1.Credentials/SignCheckpoint", RPC_UNARY,
+         &airlock__v1__sign_checkpoint_request__descriptor, sign_checkpoint, d},
     };
     size_t n = sizeof table / sizeof table[0];
     if (n > cap)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "rpc.h"
 #include "token.h"
 
@@ -19,17 +20,30 @@ struct credd_config {
     uint32_t max_ttl;           /* seconds, hard cap */
     const char **broker_ids;    /* SPIFFE IDs that are the broker over mutual TLS */
     size_t n_broker_ids;
+    const char **audit_readers; /* SPIFFE IDs that may read the audit trail */
+    size_t n_audit_readers;
 };
 
 struct credd {
     const struct credd_config *config;
     const struct signing_key *key;
     struct token_table *tokens;
+    struct audit_log *audit;    /* credd's chain */
     char issuer[256];           /* spiffe://<trust-domain>/airlock/credd */
 };
 
 /* The method table; ctx of every entry is the struct credd. */
 size_t credd_methods(struct credd *credd, struct rpc_method *methods, size_t cap);
+
+/* audit_sign_fn over credd's own key (ctx: the struct credd). */
+int credd_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
+                          char signer[256], char *err, size_t errlen);
+
+/* audit_service.may_read: callers listed in audit_readers. */
+bool credd_may_read_audit(void *ctx, const struct rpc_peer *peer, char *caller, size_t callerlen,
+                          char *why, size_t whylen);
+/* audit_service.jwks: our own key set. */
+char *credd_jwks(void *ctx, char *err, size_t errlen);
 
 /* SPIFFE ID of a caller: its verified SVID over TLS; on the Unix socket the
  * broker or a worker by executable, else spiffe://<td>/uid/<uid>. Returns 0,

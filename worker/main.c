@@ -86,6 +86,7 @@ static bool revoke_token(const Airlock__Internal__V1__Task *task)
     if (ch) {
         Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
         rr.token_id = task->token_id;
+        rr.reason = "task_ended";
         ProtobufCMessage *resp = NULL;
         struct rpc_status st;
         grpc_status_code code = rpc_unary(ch, "/airlock.v1.Credentials/Revoke", &rr.base,
