@@ -10,6 +10,7 @@
  * those appears verbatim in the line of any record that holds it.
  */
 #include "audit.h"
+#include "audit_lines.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,65 +20,6 @@
 
 #include "util.h"
 
-/* ---- a bounded line reader (audit_verify.c has the same one) ---- */
-
-enum { LINE_EOF = 0, LINE_OK = 1, LINE_LONG = 2 };
-
-struct reader {
-    int fd;
-    char *buf; /* AUDIT_MAX_LINE + 1 bytes of data and a NUL */
-    size_t start, end;
-    off_t next; /* file offset of the next read */
-    bool eof;
-};
-
-/* The next line: LINE_OK with *line (NUL-terminated in place, valid until
- * the next call), *len (without '\n') and *nl (false: the file ends without
- * one); LINE_LONG when the line is over AUDIT_MAX_LINE (skipped); LINE_EOF;
- * -1 with errno. */
-static int reader_next(struct reader *r, char **line, size_t *len, bool *nl)
-{
-    bool skipping = false;
-    for (;;) {
-        size_t have = r->end - r->start;
-        char *p = memchr(r->buf + r->start, '\n', have);
-        if (p) {
-            size_t n = (size_t)(p - (r->buf + r->start));
-            *line = r->buf + r->start;
-            *len = n;
-            *nl = true;
-            *p = '\0';
-            r->start += n + 1;
-            return skipping ? LINE_LONG : LINE_OK;
-        }
-        if (skipping || have > AUDIT_MAX_LINE) {
-            skipping = true;
-            r->start = r->end = have = 0;
-        }
-        if (r->eof) {
-            if (!skipping && have == 0)
-                return LINE_EOF;
-            *line = r->buf + r->start;
-            *len = have;
-            *nl = false;
-            r->buf[r->end] = '\0';
-            r->start = r->end;
-            return skipping ? LINE_LONG : LINE_OK;
-        }
-        memmove(r->buf, r->buf + r->start, have);
-        r->start = 0;
-        r->end = have;
-        ssize_t got = pread(r->fd, r->buf + r->end, AUDIT_MAX_LINE + 1 - have, r->next);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            r->eof = true;
-        r->end += (size_t)got;
-        r->next += got;
-    }
-}
 
 /* ---- matching ---- */
 
@@ -132,7 +74,7 @@ int audit_query(const char *path, const struct audit_filter *filter, audit_recor
 {
     static const struct audit_filter any;
     const struct audit_filter *f = filter ? filter : &any;
-    struct reader r = {.fd = -1};
+    struct reader r;
     char *line;
     size_t len;
     bool nl;
@@ -143,11 +85,11 @@ int audit_query(const char *path, const struct audit_filter *filter, audit_recor
         return err_set(err, errlen, "audit_query: no path or callback");
     if (f->n_kinds > 0 && !f->kinds)
         return err_set(err, errlen, "audit_query: n_kinds without kinds");
-    r.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r.fd < 0)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (!(r.buf = malloc(AUDIT_MAX_LINE + 2))) {
-        close(r.fd);
+    if (reader_init(&r, fd, 0, -1) != 0) {
+        close(fd);
         return err_set(err, errlen, "out of memory");
     }
     while ((rc = reader_next(&r, &line, &len, &nl)) > 0) {
@@ -169,7 +111,7 @@ int audit_query(const char *path, const struct audit_filter *filter, audit_recor
     }
     if (rc < 0)
         err_set(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-    free(r.buf);
-    close(r.fd);
+    reader_free(&r);
+    close(fd);
     return rc < 0 ? -1 : stop;
 }

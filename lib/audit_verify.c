@@ -11,6 +11,7 @@
  * scan of the rest of the file to tell a deletion from a reordering.
  */
 #include "audit.h"
+#include "audit_lines.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,81 +151,6 @@ const char *audit_problem_name(enum audit_problem p)
     case AUDIT_MALFORMED: return "malformed";
     }
     return "unknown";
-}
-
-/* ---- a bounded line reader (audit_query.c has the same one) ---- */
-
-enum { LINE_EOF = 0, LINE_OK = 1, LINE_LONG = 2 };
-
-struct reader {
-    int fd;
-    char *buf; /* AUDIT_MAX_LINE + 1 bytes of data and a NUL */
-    size_t start, end;
-    off_t next;  /* file offset of the next read */
-    off_t limit; /* read no further than this (-1: to EOF) */
-    bool eof;
-};
-
-static int reader_init(struct reader *r, int fd, off_t from, off_t limit)
-{
-    *r = (struct reader){.fd = fd, .next = from, .limit = limit};
-    r->buf = malloc(AUDIT_MAX_LINE + 2);
-    return r->buf ? 0 : -1;
-}
-
-/* The next line: LINE_OK with *line (NUL-terminated in place, valid until
- * the next call), *len (without '\n') and *nl (false: the file ends without
- * one); LINE_LONG when the line is over AUDIT_MAX_LINE (skipped, *nl set);
- * LINE_EOF; -1 with errno. */
-static int reader_next(struct reader *r, char **line, size_t *len, bool *nl)
-{
-    bool skipping = false;
-    for (;;) {
-        size_t have = r->end - r->start;
-        char *p = memchr(r->buf + r->start, '\n', have);
-        if (p) {
-            size_t n = (size_t)(p - (r->buf + r->start));
-            *line = r->buf + r->start;
-            *len = n;
-            *nl = true;
-            *p = '\0';
-            r->start += n + 1;
-            return skipping ? LINE_LONG : LINE_OK;
-        }
-        if (skipping || have > AUDIT_MAX_LINE) {
-            skipping = true;
-            r->start = r->end = have = 0;
-        }
-        if (r->eof) {
-            if (!skipping && have == 0)
-                return LINE_EOF;
-            *line = r->buf + r->start;
-            *len = have;
-            *nl = false;
-            r->buf[r->end] = '\0';
-            r->start = r->end;
-            return skipping ? LINE_LONG : LINE_OK;
-        }
-        memmove(r->buf, r->buf + r->start, have);
-        r->start = 0;
-        r->end = have;
-        size_t want = AUDIT_MAX_LINE + 1 - have;
-        if (r->limit >= 0 && (off_t)want > r->limit - r->next)
-            want = (size_t)(r->limit - r->next);
-        if (want == 0) {
-            r->eof = true;
-            continue;
-        }
-        ssize_t got = pread(r->fd, r->buf + r->end, want, r->next);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            r->eof = true;
-        r->end += (size_t)got;
-        r->next += got;
-    }
 }
 
 /* ---- records ---- */
@@ -382,7 +308,7 @@ static int collect_claims(int fd, const struct audit_keys *keys, struct claims *
                     struct claim *grown = realloc(out->c, cap * sizeof *grown);
                     if (!grown) {
                         json_decref(rec);
-                        free(r.buf);
+                        reader_free(&r);
                         errno = ENOMEM;
                         return -1;
                     }
@@ -397,7 +323,7 @@ static int collect_claims(int fd, const struct audit_keys *keys, struct claims *
     }
     int e = errno;
     *size = r.next;
-    free(r.buf);
+    reader_free(&r);
     if (rc < 0) {
         errno = e;
         return -1;
@@ -435,7 +361,7 @@ static int seq_appears(int fd, off_t from, off_t limit, uint64_t first_line, uin
         json_decref(rec);
     }
     int e = errno;
-    free(r.buf);
+    reader_free(&r);
     errno = e;
     return found ? 1 : rc < 0 ? -1 : 0;
 }
@@ -694,7 +620,7 @@ int audit_verify_file(const char *path, const struct audit_keys *keys, uint64_t 
                      result->unsigned_records);
     }
 out:
-    free(w.r.buf);
+    reader_free(&w.r);
     free(w.claims.c);
     close(w.fd);
     return rc;
