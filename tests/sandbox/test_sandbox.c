@@ -379,7 +379,8 @@ static void test_supervisor_death_kills_sandbox(void **state)
         if (!seen)
             usleep(10000);
     }
-    assert_int_equal(seen, 1);
+    /* Two for a moment: the marked sh forking its sleep, before the exec. */
+    assert_true(seen >= 1);
     assert_int_equal(kill(sup, SIGKILL), 0);
     assert_int_equal(waitpid(sup, NULL, 0), sup);
     int left = 1;
