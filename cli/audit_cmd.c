@@ -514,7 +514,7 @@ static int verify_file(const struct cli_args *a)
         r.head_hash = res.head_hash;
         r.bad_seq = res.bad_seq;
         r.bad_line = res.bad_line;
-        r.problem = r.ok ? "" : (char *)audit_problem_name(res.problem);
+        r.problem = (char *)audit_problem_name(res.problem); /* "ok" as the daemons say */
         r.message = res.message;
         if (print_verify(&r, a->json) < 0)
             rc = output_failed(errno);

@@ -358,6 +358,7 @@ class AuditTrail(unittest.TestCase):
         rc, v, r = self.tampered(lambda lines: b"\n".join(lines) + b"\n")
         self.assertEqual(rc, 0, r.stdout + r.stderr)
         self.assertTrue(v["ok"])
+        self.assertEqual(v["problem"], "ok")
 
     def test_edited_byte_detected(self):
         def edit(lines):
