@@ -116,13 +116,21 @@ class AuditTrail(unittest.TestCase):
         config = os.path.join(cls.tmp, "broker.yaml")
         with open(config, "w") as f:
             f.write(CONFIG.format(port=cls.port, dir=ca_dir, uid=os.getuid(), stream=cls.stream))
+        cls.channels = []
         cls.d = Daemons(["--config", config], ["--audit-checkpoint-s", "1"])
         cls.d.start()
+        try:
+            cls.run_tasks()
+        except BaseException:
+            cls.tearDownClass()  # unittest does not when setUpClass fails
+            raise
+
+    @classmethod
+    def run_tasks(cls):
         cls.broker = cls.d.channel("broker")
         cls.credd = cls.d.channel("credd")
         cls.broker_log = os.path.join(cls.d.tmp, "broker-state", "audit.jsonl")
         cls.credd_log = os.path.join(cls.d.tmp, "credd-state", "audit.jsonl")
-        cls.channels = []
         cls.jwks = keys(cls.credd)
 
         # A run of tasks every test below reads from.
