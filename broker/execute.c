@@ -4,7 +4,7 @@
  *   caller ─▶ identify (mTLS SVID, or SO_PEERCRED → SPIFFE ID) ─▶ validate
  *          ─▶ policy (deny by default) ─▶ per-identity concurrency ─▶ credd Mint
  *          ─▶ posix_spawn airlock-worker, Task over a socketpair ─▶ Started
- *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke backstop ─▶ Finished
+ *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke ─▶ Finished
  *
  * Fails closed: no token, no execution; a token is never left active once
  * this handler returns, whatever path it takes (the TTL is the last line).
@@ -191,12 +191,14 @@ static grpc_status_code mint(struct task *t, const struct policy_decision *d, ui
                          rpc_status_name(code), st.message);
 }
 
-/* Revokes the task's token with credd. Returns true once it is not active. */
-static bool revoke_token(struct task *t)
+/* Revokes the task's token with credd, for reason: "task_ended" (the
+ * worker reported the sandbox gone) or "backstop" (it did not, or the task
+ * never started). Returns true once the token is not active. */
+static bool revoke_token(struct task *t, const char *reason)
 {
     Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
     rr.token_id = t->token->token_id;
-    rr.reason = "backstop";
+    rr.reason = (char *)reason;
     struct rpc_status st;
     ProtobufCMessage *resp = NULL;
     grpc_status_code code = rpc_unary(t->broker->credd, "/airlock.v1.Credentials/Revoke", &rr.base,
@@ -447,7 +449,7 @@ static int record_execution(struct task *t, const Airlock__V1__Finished *fin,
         (json_int_t)fin->cpu_ms, "max_rss_kb", (json_int_t)fin->max_rss_kb, "stdout_sha256",
         fin->stdout_sha256, "stdout_bytes", (json_int_t)fin->stdout_bytes, "stderr_sha256",
         fin->stderr_sha256, "stderr_bytes", (json_int_t)fin->stderr_bytes, "output_truncated",
-        fin->output_truncated, "token_revoked", fin->token_revoked, "revoked_by", revoked_by,
+        fin->output_truncated, "token_revoked", fin->token_revoked, "revoke_reason", revoked_by,
         "message", fin->message);
     if (!f || !outcome || json_object_update(f, outcome) != 0) {
         json_decref(f);
@@ -487,16 +489,6 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     task.cgroup = cfg->cgroup_mode;
     task.token = t->token->token;
     task.token_id = t->token->token_id;
-    task.credd_address = (char *)cfg->credd_address;
-    Airlock__Internal__V1__CreddTls credd_tls = AIRLOCK__INTERNAL__V1__CREDD_TLS__INIT;
-    if (cfg->credd_tls.cert) {
-        credd_tls.cert = (char *)cfg->credd_tls.cert;
-        credd_tls.key = (char *)cfg->credd_tls.key;
-        credd_tls.bundle = (char *)cfg->credd_tls.bundle;
-        credd_tls.spiffe_id = (char *)(cfg->credd_tls.spiffe_id ? cfg->credd_tls.spiffe_id : "");
-        credd_tls.trust_domain = (char *)cfg->credd_tls.trust_domain;
-        task.credd_tls = &credd_tls;
-    }
     if (frame_write(t->sock, &task.base) != 0)
         return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot hand the task to a worker: %s",
                              strerror(errno));
@@ -534,7 +526,6 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.wall_ms = u->wall_ms;
         fin.cpu_ms = u->cpu_ms;
         fin.max_rss_kb = u->max_rss_kb;
-        fin.token_revoked = u->token_revoked;
         fin.stdout_sha256 = u->stdout_sha256;
         fin.stderr_sha256 = u->stderr_sha256;
         fin.seccomp_syscall = u->seccomp_syscall;
@@ -553,9 +544,11 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.message = msg;
         log_warn("task %s: %s", t->id, msg);
     }
-    const char *revoked_by = fin.token_revoked ? "worker" : "";
-    if (!fin.token_revoked && (fin.token_revoked = revoke_token(t)))
-        revoked_by = "broker";
+    /* The sandbox is gone (reported, or its worker killed): end the token
+     * before the caller hears the task is over. */
+    const char *why = u ? "task_ended" : "backstop";
+    fin.token_revoked = revoke_token(t, why);
+    const char *revoked_by = fin.token_revoked ? why : "";
     fin.code_sha256 = t->code_sha256;
     log_info("task %s: sub=%s runtime=%s reason=%d exit=%d wall=%llums revoked=%d", t->id,
              t->subject, req->runtime, fin.reason, fin.exit_code, (unsigned long long)fin.wall_ms,
@@ -650,7 +643,7 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
             if (t->worker > 0)
                 kill(t->worker, SIGKILL);
             reap_worker(t, 2000, false);
-            revoke_token(t);
+            revoke_token(t, "backstop");
         }
         if (t->sock >= 0)
             close(t->sock);

@@ -14,17 +14,9 @@
 struct policy;
 struct inflight;
 
-/* How a worker reaches a TCP credd (all NULL for a Unix one). */
-struct broker_credd_tls {
-    const char *cert, *key, *bundle;
-    const char *spiffe_id; /* NULL: any in trust_domain */
-    const char *trust_domain;
-};
-
 struct broker_config {
     const char *trust_domain;
     const char *credd_address;
-    struct broker_credd_tls credd_tls;
     char worker_exe[4096];
     uint32_t default_timeout_ms;
     uint32_t max_timeout_ms;

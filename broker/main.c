@@ -204,15 +204,6 @@ static struct rpc_channel *credd_channel(const struct broker_settings *s, char *
                                s->cfg.trust_domain, err, errlen);
 }
 
-/* Where the worker revokes: the same credd, the same way. */
-static void worker_credd_tls(const struct broker_settings *s, struct broker_config *c)
-{
-    if (strncmp(c->credd_address, "unix:", 5) == 0)
-        return;
-    c->credd_tls = (struct broker_credd_tls){s->tls.cert, s->tls.key, s->tls.bundle,
-                                             s->credd_spiffe_id, c->trust_domain};
-}
-
 /* Our SPIFFE ID for the chain: that of our SVID, else the local default. */
 static void broker_identity(const struct broker_settings *s, char *out, size_t outlen)
 {
@@ -288,7 +279,6 @@ int main(int argc, char **argv)
         log_error("TLS: %s", err);
         goto out;
     }
-    worker_credd_tls(&s, cfg);
     /* Before any thread exists: cgroup v2 setup moves this process. */
     char cg_desc[512];
     int cg_version = sandbox_cgroup_setup(s.cgroup_mode, cg_desc, sizeof cg_desc);

@@ -533,9 +533,9 @@ int cmd_audit_verify(const struct cli_args *a)
 /* ------------------------------------------------------------ audit tokens */
 
 /* How a token ended, for ended and the table. */
-enum token_end { END_ACTIVE, END_EXPIRED, END_WORKER, END_BACKSTOP, END_REVOKED };
+enum token_end { END_ACTIVE, END_EXPIRED, END_TASK_ENDED, END_BACKSTOP, END_REVOKED };
 
-static const char *const end_names[] = {"active", "expired", "worker", "backstop", "revoked"};
+static const char *const end_names[] = {"active", "expired", "task_ended", "backstop", "revoked"};
 
 struct token_entry {
     json_t *obj; /* the output object, keys in their documented order */
@@ -622,7 +622,7 @@ static int on_revoke(struct token_book *b, const json_t *rec, const Airlock__V1_
     json_t *caller = member_of_type(rec, "caller", JSON_STRING);
     e->revoked = true;
     e->revoked_at = r->ts_ms >= 0 ? r->ts_ms / 1000 : 0;
-    e->end = reason && strcmp(reason, "task_ended") == 0 ? END_WORKER
+    e->end = reason && strcmp(reason, "task_ended") == 0 ? END_TASK_ENDED
              : reason && strcmp(reason, "backstop") == 0 ? END_BACKSTOP
                                                          : END_REVOKED;
     if (json_object_set_new(e->obj, "revoked_at", json_integer(e->revoked_at)) < 0 ||
@@ -709,13 +709,15 @@ static int print_token_row(const struct token_entry *e)
         format_secs(e->expires_at, -1, when, sizeof when);
         printf(e->end == END_ACTIVE ? "active, expires %s" : "expired %s", when);
         break;
-    case END_WORKER:
+    case END_TASK_ENDED:
     case END_BACKSTOP:
     case END_REVOKED:
         format_secs(e->revoked_at, -1, when, sizeof when);
-        printf("revoked by %s at %s",
-               e->end == END_WORKER ? "worker" : e->end == END_BACKSTOP ? "broker backstop" : caller,
-               when);
+        if (e->end == END_REVOKED)
+            printf("revoked by %s at %s", caller, when);
+        else
+            printf("revoked at %s (%s)", when,
+                   e->end == END_TASK_ENDED ? "its task ended" : "broker backstop");
         break;
     }
     rc = end_line();

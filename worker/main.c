@@ -1,11 +1,11 @@
 /*
  * main.c - airlock-worker: the supervisor half of one single-use worker.
  * Reads one Task from the broker (fd 3), runs it through sandbox_run,
- * relays output as it comes, revokes the task's token with credd when the
- * sandbox is gone, reports Usage, and exits.
+ * relays output as it comes, reports Usage once the sandbox is gone, and
+ * exits. The broker revokes the task's token on that report.
  *
- * gRPC is initialised only after the sandbox child is gone: sandbox_run
- * clones, and cloning a process with gRPC's threads running is not safe.
+ * No gRPC here: the worker is exec'd for every task, and loading gRPC's
+ * dozens of shared libraries cost more CPU than the whole sandbox.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,15 +18,11 @@
 #include <unistd.h>
 
 #include "airlock/internal/v1/worker.pb-c.h"
-#include "airlock/v1/credentials.pb-c.h"
 #include "frame.h"
-#include "rpc.h"
-#include "tls.h"
 #include "sandbox.h"
 #include "util.h"
 
 #define TASK_READ_TIMEOUT_MS 10000
-#define REVOKE_TIMEOUT_MS 3000
 
 struct relay {
     int fd;
@@ -64,44 +60,6 @@ static void hash_hex(crypto_hash_sha256_state *st, char out[SHA256_HEX_LEN])
     unsigned char digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(st, digest);
     sodium_bin2hex(out, SHA256_HEX_LEN, digest, sizeof digest);
-}
-
-/* Revokes the token; true once credd says it is no longer active. */
-static bool revoke_token(const Airlock__Internal__V1__Task *task)
-{
-    bool ok = false;
-    grpc_init();
-    struct rpc_channel *ch;
-    const Airlock__Internal__V1__CreddTls *tls = task->credd_tls;
-    if (tls) {
-        struct tls_files files = {tls->cert, tls->key, tls->bundle};
-        char err[256];
-        ch = rpc_channel_new_tls(task->credd_address, &files, tls->spiffe_id[0] ? tls->spiffe_id : NULL,
-                                 tls->trust_domain, err, sizeof err);
-        if (!ch)
-            log_warn("task %s: cannot reach credd: %s", task->task_id, err);
-    } else {
-        ch = rpc_channel_new(task->credd_address);
-    }
-    if (ch) {
-        Airlock__V1__RevokeRequest rr = AIRLOCK__V1__REVOKE_REQUEST__INIT;
-        rr.token_id = task->token_id;
-        rr.reason = "task_ended";
-        ProtobufCMessage *resp = NULL;
-        struct rpc_status st;
-        grpc_status_code code = rpc_unary(ch, "/airlock.v1.Credentials/Revoke", &rr.base,
-                                          &airlock__v1__revoke_response__descriptor, &resp,
-                                          REVOKE_TIMEOUT_MS, &st);
-        if (code == GRPC_STATUS_OK) {
-            ok = true;
-            protobuf_c_message_free_unpacked(resp, NULL);
-        } else {
-            log_warn("task %s: revoke failed: %s: %s", task->task_id, rpc_status_name(code), st.message);
-        }
-        rpc_channel_free(ch);
-    }
-    grpc_shutdown();
-    return ok;
 }
 
 int main(int argc, char **argv)
@@ -189,7 +147,6 @@ int main(int argc, char **argv)
     usage.stdout_bytes = relay.bytes[0];
     usage.stderr_bytes = relay.bytes[1];
     usage.output_truncated = res.reason == SANDBOX_REASON_OUTPUT_LIMIT;
-    usage.token_revoked = revoke_token(task);
 
     Airlock__Internal__V1__WorkerEvent ev;
     airlock__internal__v1__worker_event__init(&ev);

@@ -209,7 +209,7 @@ class AuditTrail(unittest.TestCase):
             self.assertEqual(rec["limits"]["memory_bytes"], started.limits.memory_bytes)
             self.assertLessEqual(rec["start_ms"], rec["end_ms"])
             self.assertTrue(rec["token_revoked"])
-            self.assertEqual(rec["revoked_by"], "worker")
+            self.assertEqual(rec["revoke_reason"], "task_ended")
             self.assertEqual(rec["rule"], "local")
             # mint -> execute -> revoke, by token id, in credd's chain
             mint = mints[started.token_id]
@@ -325,7 +325,7 @@ class AuditTrail(unittest.TestCase):
         for _, started, *_ in self.tasks.values():
             t = tokens[started.token_id]
             self.assertEqual(t["subject"], started.subject)
-            self.assertEqual(t["ended"], "worker")
+            self.assertEqual(t["ended"], "task_ended")
             self.assertIsNotNone(t["revoked_at"])
 
     def test_audit_read_needs_permission(self):
