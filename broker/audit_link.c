@@ -19,47 +19,16 @@
 
 #define CREDD_TIMEOUT_MS 5000
 
-/* Parses "airlock-audit-checkpoint-v1\nCHAIN\nSEQ\nHEAD\nTIME" back into
- * the request fields: the message is built by audit_checkpoint_message. */
-static int parse_message(const char *message, size_t len, char *chain, size_t chainlen,
-                         unsigned long long *seq, char head[AUDIT_HASH_HEX], long long *time)
-{
-    char buf[512], *save = NULL;
-    if (len >= sizeof buf)
-        return -1;
-    memcpy(buf, message, len);
-    buf[len] = '\0';
-    const char *parts[5];
-    char *p = buf;
-    for (int i = 0; i < 5; i++, p = NULL)
-        if (!(parts[i] = strtok_r(p, "\n", &save)))
-            return -1;
-    char *end;
-    *seq = strtoull(parts[2], &end, 10);
-    if (*end)
-        return -1;
-    *time = strtoll(parts[4], &end, 10);
-    if (*end || strlen(parts[3]) != AUDIT_HASH_HEX - 1 || strlen(parts[1]) >= chainlen)
-        return -1;
-    snprintf(chain, chainlen, "%s", parts[1]);
-    memcpy(head, parts[3], AUDIT_HASH_HEX);
-    return 0;
-}
-
-int broker_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
-                           char signer[256], char *err, size_t errlen)
+int broker_sign_checkpoint(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
+                           char sig[128], char signer[256], char *err, size_t errlen)
 {
     struct broker *b = ctx;
-    char chain[AUDIT_CHAIN_ID_MAX], head[AUDIT_HASH_HEX];
-    unsigned long long seq;
-    long long time;
-    if (parse_message(message, len, chain, sizeof chain, &seq, head, &time) != 0)
-        return err_set(err, errlen, "malformed checkpoint message");
+    /* credd rebuilds the message from the fields: it signs nothing opaque. */
     Airlock__V1__SignCheckpointRequest req = AIRLOCK__V1__SIGN_CHECKPOINT_REQUEST__INIT;
-    req.chain = chain;
-    req.seq = seq;
-    req.head = head;
-    req.time = time;
+    req.chain = (char *)claim->chain;
+    req.seq = claim->seq;
+    req.head = (char *)claim->head;
+    req.time = claim->time;
     struct rpc_status st;
     ProtobufCMessage *resp = NULL;
     grpc_status_code code = rpc_unary(b->credd, "/airlock.v1.Credentials/SignCheckpoint",

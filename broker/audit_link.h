@@ -9,11 +9,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit.h"
 #include "rpc.h"
 
 /* audit_sign_fn: has credd sign a checkpoint (ctx: the struct broker). */
-int broker_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
-                           char signer[256], char *err, size_t errlen);
+int broker_sign_checkpoint(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
+                           char sig[128], char signer[256], char *err, size_t errlen);
 
 /* audit_service.jwks: credd's keys, over the credd channel. */
 char *broker_credd_jwks(void *ctx, char *err, size_t errlen);

@@ -393,12 +393,12 @@ bool credd_may_read_audit(void *ctx, const struct rpc_peer *peer, char *caller, 
     return false;
 }
 
-int credd_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
-                          char signer[256], char *err, size_t errlen)
+int credd_sign_checkpoint(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
+                          char sig[128], char signer[256], char *err, size_t errlen)
 {
     const struct credd *d = ctx;
     uint8_t raw[crypto_sign_BYTES];
-    if (crypto_sign_detached(raw, NULL, (const unsigned char *)message, len,
+    if (crypto_sign_detached(raw, NULL, (const unsigned char *)claim->message, claim->len,
                              d->key->secret_key) != 0)
         return err_set(err, errlen, "Ed25519 signing failed");
     sodium_bin2base64(sig, 128, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -442,7 +442,9 @@ static grpc_status_code sign_checkpoint(struct rpc_call *call, const ProtobufCMe
     if (!rec || audit_append(d->audit, "checkpoint.sign", rec, true, NULL, err, sizeof err) != 0)
         return audit_call_fail(call, rec ? err : "out of memory", "nothing was signed");
     char kid[64], sig[128], signer[256];
-    if (credd_sign_checkpoint(d, msg, (size_t)len, kid, sig, signer, err, sizeof err) != 0)
+    const struct audit_checkpoint_claim claim = {req->chain, req->seq, req->head, req->time, msg,
+                                                 (size_t)len};
+    if (credd_sign_checkpoint(d, &claim, kid, sig, signer, err, sizeof err) != 0)
         return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "%s", err);
     Airlock__V1__SignCheckpointResponse resp = AIRLOCK__V1__SIGN_CHECKPOINT_RESPONSE__INIT;
     resp.key_id = kid;

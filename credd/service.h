@@ -36,8 +36,8 @@ struct credd {
 size_t credd_methods(struct credd *credd, struct rpc_method *methods, size_t cap);
 
 /* audit_sign_fn over credd's own key (ctx: the struct credd). */
-int credd_sign_checkpoint(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
-                          char signer[256], char *err, size_t errlen);
+int credd_sign_checkpoint(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
+                          char sig[128], char signer[256], char *err, size_t errlen);
 
 /* audit_service.may_read: callers listed in audit_readers. */
 bool credd_may_read_audit(void *ctx, const struct rpc_peer *peer, char *caller, size_t callerlen,

@@ -437,7 +437,9 @@ int audit_checkpoint(struct audit_log *log, audit_sign_fn sign, void *ctx, char 
     int len = audit_checkpoint_message(log->chain, covers, head, signed_time, msg, sizeof msg);
     if (len < 0)
         return err_set(err, errlen, "checkpoint message does not fit");
-    if (sign(ctx, msg, (size_t)len, kid, sig, signer, err, errlen) != 0)
+    const struct audit_checkpoint_claim claim = {log->chain, covers, head, signed_time, msg,
+                                                 (size_t)len};
+    if (sign(ctx, &claim, kid, sig, signer, err, errlen) != 0)
         return -1;
     kid[sizeof kid - 1] = sig[sizeof sig - 1] = signer[sizeof signer - 1] = '\0';
     if (!kid[0] || !sig[0])

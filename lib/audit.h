@@ -65,7 +65,18 @@ struct audit_log;
  * NULL with err on failure. */
 struct audit_log *audit_open(const struct audit_options *opts, char *err, size_t errlen);
 
-typedef int (*audit_sign_fn)(void *ctx, const char *message, size_t len, char kid[64],
+/* What a checkpoint signs: the fields, and the message built from them by
+ * audit_checkpoint_message (len bytes). */
+struct audit_checkpoint_claim {
+    const char *chain;
+    uint64_t seq;     /* the last record covered */
+    const char *head; /* its hash */
+    int64_t time;     /* unix seconds */
+    const char *message;
+    size_t len;
+};
+
+typedef int (*audit_sign_fn)(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
                              char sig[128], char signer[256], char *err, size_t errlen);
 
 /* Clean shutdown: appends "daemon.stop" {"pid"}, then (if sign is non-NULL)
@@ -90,8 +101,8 @@ void audit_head(struct audit_log *log, uint64_t *seq, char hash[AUDIT_HASH_HEX],
 
 const char *audit_path(const struct audit_log *log);
 
-/* audit_sign_fn (declared above): signs message (len bytes) for a
- * checkpoint: fills kid (≤ 63 chars), sig (base64url Ed25519, ≤ 127 chars)
+/* audit_sign_fn (declared above): signs claim->message (a remote signer
+ * sends the fields and has the message rebuilt): fills kid (≤ 63 chars), sig (base64url Ed25519, ≤ 127 chars)
  * and signer (≤ 255 chars). 0 or -1 with err. May block (the broker asks
  * credd over gRPC): it is called without the log's lock held. */
 

@@ -223,15 +223,16 @@ static void signer_init(struct signer *s, const char *kid)
     s->kid = kid;
 }
 
-static int test_sign(void *ctx, const char *message, size_t len, char kid[64], char sig[128],
-                     char signer[256], char *err, size_t errlen)
+static int test_sign(void *ctx, const struct audit_checkpoint_claim *claim, char kid[64],
+                     char sig[128], char signer[256], char *err, size_t errlen)
 {
     struct signer *s = ctx;
     unsigned char raw[crypto_sign_BYTES];
     s->calls++;
     if (s->fail)
         return err_set(err, errlen, "signer is down");
-    if (crypto_sign_detached(raw, NULL, (const unsigned char *)message, len, s->sk) != 0)
+    if (crypto_sign_detached(raw, NULL, (const unsigned char *)claim->message, claim->len,
+                             s->sk) != 0)
         return err_set(err, errlen, "crypto_sign_detached failed");
     sodium_bin2base64(sig, 128, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(kid, 64, "%s", s->kid);
