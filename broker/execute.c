@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -66,12 +65,7 @@ struct task {
     json_t *record; /* the execution's audit fields so far */
 };
 
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+
 
 static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req)
 {
@@ -379,8 +373,7 @@ static const char *reason_name(int reason)
 /* The fields execute.start and execute share: who ran what, with which
  * limits and which token. NULL when out of memory. */
 static json_t *execution_fields(const struct task *t, const Airlock__V1__ExecuteRequest *req,
-                                const Airlock__V1__Limits *l, const struct policy_decision *d,
-                                bool keep_code)
+                                const Airlock__V1__Limits *l, const struct policy_decision *d)
 {
     char stdin_sha256[SHA256_HEX_LEN];
     sha256_hex(req->stdin.data, req->stdin.len, stdin_sha256);
@@ -397,20 +390,22 @@ static json_t *execution_fields(const struct task *t, const Airlock__V1__Execute
         audit_strings(d->scopes, d->n_scopes), "audience", audit_strings(d->audience, d->n_audience),
         "token_expires_at", (json_int_t)t->token->expires_at, "rule", d->rule_name,
         "client_request_id", req->client_request_id);
-    if (f && keep_code) {
-        /* Opt-in (audit.keep_code): the program itself, base64. */
-        size_t n = sodium_base64_ENCODED_LEN(req->code.len, sodium_base64_VARIANT_ORIGINAL);
-        char *b64 = malloc(n);
-        if (!b64 || json_object_set_new(f, "code_base64",
-                                        json_string(sodium_bin2base64(
-                                            b64, n, req->code.data, req->code.len,
-                                            sodium_base64_VARIANT_ORIGINAL))) != 0) {
-            json_decref(f);
-            f = NULL;
-        }
-        free(b64);
-    }
     return f;
+}
+
+/* Opt-in (audit.keep_code): the program itself, base64, into f. 0 or -1. */
+static int add_code(json_t *f, const ProtobufCBinaryData *code)
+{
+    size_t n = sodium_base64_ENCODED_LEN(code->len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(n);
+    int rc = !b64 || json_object_set_new(f, "code_base64",
+                                         json_string(sodium_bin2base64(
+                                             b64, n, code->data, code->len,
+                                             sodium_base64_VARIANT_ORIGINAL))) != 0
+                 ? -1
+                 : 0;
+    free(b64);
+    return rc;
 }
 
 /* execute.start, durably. 0, or -1 with err. */
@@ -419,21 +414,15 @@ static int record_start(struct task *t, const Airlock__V1__ExecuteRequest *req,
                         char *err, size_t errlen)
 {
     const struct broker *b = t->broker;
-    if (!(t->record = execution_fields(t, req, limits, d, false)) ||
+    if (!(t->record = execution_fields(t, req, limits, d)) ||
         json_object_set_new(t->record, "start_ms", json_integer(unix_ms())) != 0)
         return err_set(err, errlen, "out of memory");
+    /* The execute record repeats these fields, never the code. */
     json_t *start = json_copy(t->record);
-    if (start && b->audit_keep_code) {
-        json_t *with_code = execution_fields(t, req, limits, d, true);
-        json_t *code = with_code ? json_object_get(with_code, "code_base64") : NULL;
-        if (!code || json_object_set(start, "code_base64", code) != 0) {
-            json_decref(start);
-            start = NULL;
-        }
-        json_decref(with_code);
-    }
-    if (!start)
+    if (!start || (b->audit_keep_code && add_code(start, &req->code) != 0)) {
+        json_decref(start);
         return err_set(err, errlen, "out of memory");
+    }
     return audit_append(b->audit, "execute.start", start, true, NULL, err, errlen);
 }
 

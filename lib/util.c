@@ -27,6 +27,13 @@ int64_t unix_seconds(void)
     return (int64_t)time(NULL);
 }
 
+int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void random_id(char out[RANDOM_ID_LEN])
 {
     unsigned char raw[16];

@@ -11,6 +11,7 @@
 
 int64_t monotonic_ms(void);
 int64_t unix_seconds(void);
+int64_t unix_ms(void); /* wall clock, milliseconds since the epoch */
 
 /* 128 random bits as 32 lowercase hex chars + NUL. */
 #define RANDOM_ID_LEN 33

@@ -571,6 +571,31 @@ class FailClosed(unittest.TestCase):
         read_chain(os.path.join(self.mnt["credd"], "audit.jsonl"))
 
 
+class KeepCode(unittest.TestCase):
+    """audit.keep_code: execute.start carries the code, base64; nothing else
+    does, and without the option nothing does."""
+
+    def run_one(self, broker_args):
+        d = Daemons(broker_args)
+        d.start()
+        try:
+            with grpc.insecure_channel(d.broker_addr) as ch:
+                _, status, details = execute(ch, broker_pb2.ExecuteRequest(
+                    runtime="sh", code=b"echo kept-code-marker"))
+                self.assertEqual(status, grpc.StatusCode.OK, details)
+            return records(os.path.join(d.tmp, "broker-state", "audit.jsonl"))
+        finally:
+            d.stop()
+
+    def test_keep_code(self):
+        recs = self.run_one(["--audit-keep-code"])
+        start = [r for r in recs if r["kind"] == "execute.start"]
+        self.assertEqual(len(start), 1)
+        self.assertEqual(base64.b64decode(start[0]["code_base64"]), b"echo kept-code-marker")
+        self.assertTrue(all("code_base64" not in r for r in recs if r["kind"] != "execute.start"))
+        self.assertTrue(all("code_base64" not in r for r in self.run_one([])))
+
+
 class Shutdown(unittest.TestCase):
     """SIGTERM leaves each chain ending in a signed checkpoint that covers
     its daemon.stop record."""
