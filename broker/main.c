@@ -69,10 +69,6 @@ static const char usage[] =
 enum {
     OPT_CONFIG = 256,
     OPT_CHECK_CONFIG,
-    OPT_AUDIT_PATH,
-    OPT_AUDIT_STREAM,
-    OPT_AUDIT_CHECKPOINT,
-    OPT_AUDIT_NO_FSYNC,
     OPT_AUDIT_KEEP_CODE,
 };
 
@@ -99,33 +95,21 @@ static const struct option opts[] = {
     {"disk-mb", required_argument, NULL, 'D'},
     {"open-files", required_argument, NULL, 'F'},
     {"cgroup", required_argument, NULL, 'G'},
-    {"audit-path", required_argument, NULL, OPT_AUDIT_PATH},
-    {"audit-stream", required_argument, NULL, OPT_AUDIT_STREAM},
-    {"audit-checkpoint-s", required_argument, NULL, OPT_AUDIT_CHECKPOINT},
-    {"audit-no-fsync", no_argument, NULL, OPT_AUDIT_NO_FSYNC},
+    AUDIT_LONG_OPTIONS,
     {"audit-keep-code", no_argument, NULL, OPT_AUDIT_KEEP_CODE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 /* Applies one flag over the settings. -1 on a bad value. */
 static int apply_flag(struct broker_settings *s, int opt, const char *arg)
 {
     struct broker_config *c = &s->cfg;
     uint64_t v = 0;
-    int bad = 0;
-    switch (opt) {
+    int bad = 0, audit = audit_settings_flag(&s->audit, opt, arg);
+    if (audit)
+        bad = audit < 0;
+    else switch (opt) {
     case 's': s->socket_path = arg; break;
     case 'L': s->tcp_address = arg; break;
     case 'e': s->tls.cert = arg; break;
@@ -136,20 +120,16 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
     case 'd': s->state_dir = arg; break;
     case 't': c->trust_domain = arg; break;
     case 'w': s->worker = arg; break;
-    case 'n': bad = parse_u64(arg, 1, 4096, &s->max_tasks); break;
-    case 'T': bad = parse_u64(arg, 1, 3600000, &v); c->default_timeout_ms = (uint32_t)v; break;
-    case 'X': bad = parse_u64(arg, 1, 3600000, &v); c->max_timeout_ms = (uint32_t)v; break;
-    case 'm': bad = parse_u64(arg, 16, 1 << 20, &v); c->memory_bytes = v << 20; break;
-    case 'p': bad = parse_u64(arg, 1, 65536, &v); c->max_pids = (uint32_t)v; break;
-    case 'o': bad = parse_u64(arg, 1, 1ull << 34, &c->output_bytes); break;
-    case 'C': bad = parse_u64(arg, 100, 86400000, &v); c->cpu_ms = (uint32_t)v; break;
-    case 'D': bad = parse_u64(arg, 1, 1 << 20, &v); c->disk_bytes = v << 20; break;
-    case 'F': bad = parse_u64(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
+    case 'n': bad = parse_u64_range(arg, 1, 4096, &s->max_tasks); break;
+    case 'T': bad = parse_u64_range(arg, 1, 3600000, &v); c->default_timeout_ms = (uint32_t)v; break;
+    case 'X': bad = parse_u64_range(arg, 1, 3600000, &v); c->max_timeout_ms = (uint32_t)v; break;
+    case 'm': bad = parse_u64_range(arg, 16, 1 << 20, &v); c->memory_bytes = v << 20; break;
+    case 'p': bad = parse_u64_range(arg, 1, 65536, &v); c->max_pids = (uint32_t)v; break;
+    case 'o': bad = parse_u64_range(arg, 1, 1ull << 34, &c->output_bytes); break;
+    case 'C': bad = parse_u64_range(arg, 100, 86400000, &v); c->cpu_ms = (uint32_t)v; break;
+    case 'D': bad = parse_u64_range(arg, 1, 1 << 20, &v); c->disk_bytes = v << 20; break;
+    case 'F': bad = parse_u64_range(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
     case 'G': bad = broker_parse_cgroup_mode(arg, &s->cgroup_mode); break;
-    case OPT_AUDIT_PATH: s->audit.path = arg; break;
-    case OPT_AUDIT_STREAM: s->audit.stream = arg; break;
-    case OPT_AUDIT_CHECKPOINT: bad = parse_u64(arg, 1, 86400, &s->audit.checkpoint_interval_s); break;
-    case OPT_AUDIT_NO_FSYNC: s->audit.no_fsync = true; break;
     case OPT_AUDIT_KEEP_CODE: s->audit_keep_code = true; break;
     default: break;
     }

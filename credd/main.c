@@ -95,12 +95,11 @@ static void *sweep_main(void *arg)
     return NULL;
 }
 
+/* A uint32_t setting within [min, max]. 0, or -1. */
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+    uint64_t v;
+    if (parse_u64_range(s, min, max, &v) != 0)
         return -1;
     *out = (uint32_t)v;
     return 0;
@@ -126,10 +125,6 @@ static int resolve_exe(const char *given, const char *sibling, char *out, size_t
 enum {
     OPT_CONFIG = 256,
     OPT_CHECK_CONFIG,
-    OPT_AUDIT_PATH,
-    OPT_AUDIT_STREAM,
-    OPT_AUDIT_CHECKPOINT,
-    OPT_AUDIT_NO_FSYNC,
     OPT_AUDIT_READER,
 };
 
@@ -148,10 +143,7 @@ static const struct option opts[] = {
     {"worker-exe", required_argument, NULL, 'w'},
     {"default-ttl", required_argument, NULL, 'D'},
     {"max-ttl", required_argument, NULL, 'M'},
-    {"audit-path", required_argument, NULL, OPT_AUDIT_PATH},
-    {"audit-stream", required_argument, NULL, OPT_AUDIT_STREAM},
-    {"audit-checkpoint-s", required_argument, NULL, OPT_AUDIT_CHECKPOINT},
-    {"audit-no-fsync", no_argument, NULL, OPT_AUDIT_NO_FSYNC},
+    AUDIT_LONG_OPTIONS,
     {"audit-reader", required_argument, NULL, OPT_AUDIT_READER},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -236,8 +228,10 @@ static int load_file(struct settings *st, const char *path, char *err, size_t er
 
 static int apply_flag(struct settings *st, int opt, const char *arg)
 {
-    int bad = 0;
-    switch (opt) {
+    int bad = 0, audit = audit_settings_flag(&st->audit, opt, arg);
+    if (audit)
+        bad = audit < 0;
+    else switch (opt) {
     case 's': st->socket_path = arg; break;
     case 'L': st->tcp_address = arg; break;
     case 'e': st->tls.cert = arg; break;
@@ -250,16 +244,7 @@ static int apply_flag(struct settings *st, int opt, const char *arg)
     case 'w': st->worker_exe = arg; break;
     case 'D': bad = parse_u32(arg, 1, 86400, &st->config.default_ttl); break;
     case 'M': bad = parse_u32(arg, 1, 86400, &st->config.max_ttl); break;
-    case OPT_AUDIT_PATH: st->audit.path = arg; break;
-    case OPT_AUDIT_STREAM: st->audit.stream = arg; break;
-    case OPT_AUDIT_NO_FSYNC: st->audit.no_fsync = true; break;
     case OPT_AUDIT_READER: bad = add_audit_reader(st, arg); break;
-    case OPT_AUDIT_CHECKPOINT: {
-        uint32_t v;
-        bad = parse_u32(arg, 1, 86400, &v);
-        st->audit.checkpoint_interval_s = v;
-        break;
-    }
     default: break;
     }
     if (bad) {

@@ -88,6 +88,18 @@ int audit_settings_load(const struct yconf_node *node, const char *const *extra_
     return 0;
 }
 
+int audit_settings_flag(struct audit_settings *s, int opt, const char *arg)
+{
+    switch (opt) {
+    case AUDIT_OPT_PATH: s->path = arg; return 1;
+    case AUDIT_OPT_STREAM: s->stream = arg; return 1;
+    case AUDIT_OPT_NO_FSYNC: s->no_fsync = true; return 1;
+    case AUDIT_OPT_CHECKPOINT:
+        return parse_u64_range(arg, 1, 86400, &s->checkpoint_interval_s) == 0 ? 1 : -1;
+    default: return 0;
+    }
+}
+
 struct audit_log *audit_settings_open(const struct audit_settings *s, const char *state_dir,
                                       const char *daemon, const char *identity,
                                       const char *version, char *err, size_t errlen)

@@ -30,6 +30,24 @@ struct audit_settings {
 };
 #define AUDIT_DEFAULT_CHECKPOINT_S 60
 
+/* The flags both daemons take for it, as getopt_long entries (values above
+ * any short option and any daemon's own long-only options). */
+enum {
+    AUDIT_OPT_PATH = 0x400,
+    AUDIT_OPT_STREAM,
+    AUDIT_OPT_CHECKPOINT,
+    AUDIT_OPT_NO_FSYNC,
+};
+#define AUDIT_LONG_OPTIONS                                             \
+    {"audit-path", required_argument, NULL, AUDIT_OPT_PATH},           \
+    {"audit-stream", required_argument, NULL, AUDIT_OPT_STREAM},       \
+    {"audit-checkpoint-s", required_argument, NULL, AUDIT_OPT_CHECKPOINT}, \
+    {"audit-no-fsync", no_argument, NULL, AUDIT_OPT_NO_FSYNC}
+
+/* Applies one of those flags: 1 if opt was one, 0 if it is not, -1 on a
+ * bad value. */
+int audit_settings_flag(struct audit_settings *s, int opt, const char *arg);
+
 /* Reads the section at node (absent: leaves s as it is). 0, or -1 with
  * "FILE:LINE: audit.key: why" in err. extra_keys (NULL-terminated, may be
  * NULL) are more keys the daemon reads itself from the same mapping. */

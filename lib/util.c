@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,17 @@ int64_t monotonic_ms(void)
 int64_t unix_seconds(void)
 {
     return (int64_t)time(NULL);
+}
+
+int parse_u64_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int64_t unix_ms(void)

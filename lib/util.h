@@ -13,6 +13,9 @@ int64_t monotonic_ms(void);
 int64_t unix_seconds(void);
 int64_t unix_ms(void); /* wall clock, milliseconds since the epoch */
 
+/* A decimal in [min, max], digits only (no sign, no spaces). 0, or -1. */
+int parse_u64_range(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
 /* 128 random bits as 32 lowercase hex chars + NUL. */
 #define RANDOM_ID_LEN 33
 void random_id(char out[RANDOM_ID_LEN]);
