@@ -37,6 +37,7 @@
 
 #include "airlock/v1/broker.pb-c.h"
 #include "rpc.h"
+#include "util.h"
 #include "tls.h"
 
 #define EXIT_USAGE 64
@@ -528,15 +529,13 @@ static void usage(FILE *f)
 
 static int parse_long(const char *opt, const char *s, long min, long max, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
+    uint64_t v;
+    if (parse_u64_range(s, (uint64_t)min, (uint64_t)max, &v) != 0) {
         fprintf(stderr, "airlock-loadgen: %s: expected an integer in [%ld, %ld], got '%s'\n", opt,
                 min, max, s);
         return -1;
     }
-    *out = v;
+    *out = (long)v;
     return 0;
 }
 
