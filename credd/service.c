@@ -105,15 +105,6 @@ static grpc_status_code check_words(struct rpc_call *call, const char *what, cha
     return GRPC_STATUS_OK;
 }
 
-static bool is_hex_sha256(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
 
 static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
 {
@@ -133,7 +124,7 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "subject must be a SPIFFE ID");
     if (!is_plain_word(req->task_id, 64))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "task_id must be 1-64 printable characters");
-    if (req->code_sha256[0] && !is_hex_sha256(req->code_sha256))
+    if (req->code_sha256[0] && !sha256_hex_valid(req->code_sha256))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "code_sha256 must be 64 lowercase hex digits");
     if ((rc = check_words(call, "audience", req->audience, req->n_audience, MAX_AUDIENCES)) ||
         (rc = check_words(call, "scopes", req->scopes, req->n_scopes, MAX_SCOPES)))
@@ -424,7 +415,7 @@ static grpc_status_code sign_checkpoint(struct rpc_call *call, const ProtobufCMe
     }
     int64_t now = unix_seconds();
     if (!is_plain_word(req->chain, AUDIT_CHAIN_ID_MAX - 1) || req->seq == 0 ||
-        !is_hex_sha256(req->head))
+        !sha256_hex_valid(req->head))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                              "chain (1-63 printable characters), seq (> 0) and head (64 lowercase "
                              "hex digits) are required");

@@ -161,14 +161,6 @@ struct head_info {
     char prev[AUDIT_HASH_HEX];
 };
 
-static bool is_hash_hex(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-            return false;
-    return n == AUDIT_HASH_HEX - 1;
-}
 
 static int parse_head(const char *line, size_t len, struct head_info *h, char *why, size_t whylen)
 {
@@ -189,7 +181,7 @@ static int parse_head(const char *line, size_t len, struct head_info *h, char *w
         err_set(why, whylen, "no valid \"chain\"");
     else if (!kind || !*kind || strlen(kind) >= sizeof h->kind)
         err_set(why, whylen, "no valid \"kind\"");
-    else if (!prev || !is_hash_hex(prev))
+    else if (!prev || !sha256_hex_valid(prev))
         err_set(why, whylen, "no valid \"prev\"");
     else {
         h->seq = (uint64_t)json_integer_value(seq);

@@ -155,14 +155,6 @@ const char *audit_problem_name(enum audit_problem p)
 
 /* ---- records ---- */
 
-static bool is_hash_hex(const char *s)
-{
-    size_t n = 0;
-    for (; s && s[n]; n++)
-        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-            return false;
-    return n == AUDIT_HASH_HEX - 1;
-}
 
 /* Is rec a schema-1 record: members in order, of the right types? */
 static int check_schema(const json_t *rec, char *why, size_t whylen)
@@ -197,7 +189,7 @@ static int check_schema(const json_t *rec, char *why, size_t whylen)
         return err_set(why, whylen, "\"chain\" is not a chain id");
     if (!kind || !*kind)
         return err_set(why, whylen, "\"kind\" is not a string");
-    if (!is_hash_hex(json_string_value(json_object_get(rec, "prev"))))
+    if (!sha256_hex_valid(json_string_value(json_object_get(rec, "prev"))))
         return err_set(why, whylen, "\"prev\" is not a SHA-256 hex digest");
     return 0;
 }
@@ -229,7 +221,7 @@ static int check_checkpoint(const json_t *rec, uint64_t seq, const char *chain,
     if (!json_is_integer(covers) || json_integer_value(covers) < 1 ||
         (uint64_t)json_integer_value(covers) >= seq)
         return err_set(why, whylen, "its covers_seq is not a record before it");
-    if (!is_hash_hex(head))
+    if (!sha256_hex_valid(head))
         return err_set(why, whylen, "its head is not a SHA-256 hex digest");
     if (!json_is_integer(signed_time) || !json_is_string(json_object_get(rec, "signer")))
         return err_set(why, whylen, "its signed_time or signer is missing");

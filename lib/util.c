@@ -28,6 +28,15 @@ int64_t unix_seconds(void)
     return (int64_t)time(NULL);
 }
 
+bool sha256_hex_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s && s[n]; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    return n == SHA256_HEX_LEN - 1;
+}
+
 int parse_u64_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;

@@ -23,6 +23,8 @@ void random_id(char out[RANDOM_ID_LEN]);
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 #define SHA256_HEX_LEN 65
 void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN]);
+/* Is s (NULL: no) exactly 64 lowercase hex digits, as sha256_hex writes? */
+bool sha256_hex_valid(const char *s);
 
 /* Writes all of buf, retrying on EINTR and short writes. 0, or -1 with
  * errno. Async-signal-safe: the sandbox's child uses it after clone. */
