@@ -3,7 +3,8 @@
  *
  *   caller ─▶ identify (mTLS SVID, or SO_PEERCRED → SPIFFE ID) ─▶ validate
  *          ─▶ policy (deny by default) ─▶ per-identity concurrency ─▶ credd Mint
- *          ─▶ posix_spawn airlock-worker, Task over a socketpair ─▶ Started
+ *          ─▶ a worker from the pool (sandbox built, waiting) or a new one
+ *          ─▶ Task over its socketpair ─▶ Started
  *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke ─▶ Finished
  *
  * Fails closed: no token, no execution; a token is never left active once
@@ -21,12 +22,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -37,6 +36,7 @@
 #include "audit_rpc.h"
 #include "frame.h"
 #include "inflight.h"
+#include "pool.h"
 #include "policy.h"
 #include "sandbox.h"
 #include "util.h"
@@ -60,9 +60,8 @@ struct task {
     char subject[2048];
     char code_sha256[SHA256_HEX_LEN];
     Airlock__V1__MintResponse *token;
-    pid_t worker;
-    int sock; /* our end of the worker's socketpair */
-    json_t *record; /* the execution's audit fields so far */
+    struct worker w; /* pid -1 until one is taken; sock is our end */
+    json_t *record;  /* the execution's audit fields so far */
 };
 
 
@@ -208,86 +207,19 @@ static bool revoke_token(struct task *t, const char *reason)
     return true;
 }
 
-static int spawn_worker(struct task *t)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return -1;
-    /* Keep the child's end off fd 3 itself: dup2 onto the same number would
-     * leave close-on-exec set. */
-    int child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-    close(sv[1]);
-    if (child_end < 0) {
-        close(sv[0]);
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGHUP);
-    int rc = posix_spawn_file_actions_init(&fa);
-    rc = rc ? rc : posix_spawnattr_init(&attr);
-    if (rc) {
-        close(sv[0]);
-        close(child_end);
-        errno = rc;
-        return -1;
-    }
-    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, child_end, 3);
-    rc = rc ? rc : posix_spawnattr_setsigmask(&attr, &none);
-    rc = rc ? rc : posix_spawnattr_setsigdefault(&attr, &defaults);
-    rc = rc ? rc : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char *const argv[] = {(char *)t->broker->config->worker_exe, "--fd", "3", NULL};
-    char *const envp[] = {NULL};
-    if (!rc)
-        rc = posix_spawn(&t->worker, t->broker->config->worker_exe, &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(child_end);
-    if (rc) {
-        close(sv[0]);
-        t->worker = -1;
-        errno = rc;
-        return -1;
-    }
-    t->sock = sv[0];
-    return 0;
-}
-
-static void reap_worker_process(struct task *t, int grace_ms)
-{
-    int64_t until = monotonic_ms() + grace_ms;
-    for (;;) {
-        pid_t r = waitpid(t->worker, NULL, WNOHANG);
-        if (r == t->worker || (r < 0 && errno != EINTR))
-            break;
-        if (monotonic_ms() >= until) {
-            kill(t->worker, SIGKILL);
-            waitpid(t->worker, NULL, 0);
-            break;
-        }
-        usleep(2000);
-    }
-    t->worker = -1;
-}
-
-/* Waits for the worker, killing it if it lingers past grace_ms. A worker
- * that did not report (killed, crashed) may have left its task's cgroup. */
+/* Ends the task's worker (see pool_reap). */
 static void reap_worker(struct task *t, int grace_ms, bool reported)
 {
-    if (t->worker <= 0)
-        return;
-    reap_worker_process(t, grace_ms);
-    char msg[256];
-    if (!reported &&
-        sandbox_cgroup_remove(t->broker->config->cgroup_mode, t->id, msg, sizeof msg) != 0)
-        log_error("task %s: cannot remove its cgroup: %s", t->id, msg);
+    if (t->w.pid > 0 || t->w.sock >= 0)
+        pool_reap(t->broker->pool, &t->w, grace_ms, reported);
+}
+
+/* Kills the task's worker (its sandbox dies with it) and reaps it. */
+static void kill_worker(struct task *t)
+{
+    if (t->w.pid > 0)
+        kill(t->w.pid, SIGKILL);
+    reap_worker(t, 2000, false);
 }
 
 static int send_output(struct task *t, int stream, ProtobufCBinaryData data)
@@ -319,7 +251,7 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
                      WORKER_GRACE_MS);
             return NULL;
         }
-        struct pollfd pfd = {.fd = t->sock, .events = POLLIN};
+        struct pollfd pfd = {.fd = t->w.sock, .events = POLLIN};
         int pr = poll(&pfd, 1, 100);
         if (pr < 0 && errno != EINTR) {
             snprintf(msg, msglen, "poll: %s", strerror(errno));
@@ -328,7 +260,7 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
         if (pr <= 0)
             continue;
         ProtobufCMessage *m = NULL;
-        int got = frame_read(t->sock, &airlock__internal__v1__worker_event__descriptor,
+        int got = frame_read(t->w.sock, &airlock__internal__v1__worker_event__descriptor,
                              FRAME_MAX_BYTES, WORKER_GRACE_MS, &m);
         if (got <= 0) {
             snprintf(msg, msglen, "worker ended without a report (%s)",
@@ -415,7 +347,9 @@ static int record_start(struct task *t, const Airlock__V1__ExecuteRequest *req,
 {
     const struct broker *b = t->broker;
     if (!(t->record = execution_fields(t, req, limits, d)) ||
-        json_object_set_new(t->record, "start_ms", json_integer(unix_ms())) != 0)
+        json_object_set_new(t->record, "start_ms", json_integer(unix_ms())) != 0 ||
+        json_object_set_new(t->record, "sandbox",
+                            json_pack("{s:s,s:b}", "id", t->w.id, "warm", t->w.warm)) != 0)
         return err_set(err, errlen, "out of memory");
     /* The execute record repeats these fields, never the code. */
     json_t *start = json_copy(t->record);
@@ -458,11 +392,6 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
                                  Airlock__V1__Limits *limits, const struct policy_decision *d)
 {
     uint32_t timeout_ms = limits->timeout_ms;
-    const struct broker_config *cfg = t->broker->config;
-    if (spawn_worker(t) != 0)
-        return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot start a worker: %s",
-                             strerror(errno));
-
     Airlock__Internal__V1__Task task = AIRLOCK__INTERNAL__V1__TASK__INIT;
     task.task_id = t->id;
     task.runtime = req->runtime;
@@ -475,10 +404,9 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     task.cpu_ms = limits->cpu_ms;
     task.disk_bytes = limits->disk_bytes;
     task.open_files = limits->open_files;
-    task.cgroup = cfg->cgroup_mode;
     task.token = t->token->token;
     task.token_id = t->token->token_id;
-    if (frame_write(t->sock, &task.base) != 0)
+    if (frame_write(t->w.sock, &task.base) != 0)
         return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "cannot hand the task to a worker: %s",
                              strerror(errno));
 
@@ -525,9 +453,7 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         reap_worker(t, 2000, true);
     } else {
         /* Worker misbehaved or the caller left: end it (its sandbox dies with it). */
-        if (t->worker > 0)
-            kill(t->worker, SIGKILL);
-        reap_worker(t, 2000, false);
+        kill_worker(t);
         if (fin.reason == AIRLOCK__V1__FINISHED__REASON__REASON_UNSPECIFIED)
             fin.reason = AIRLOCK__V1__FINISHED__REASON__KILLED;
         fin.message = msg;
@@ -623,19 +549,19 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
         char err[256];
-        if (record_start(t, req, &limits, d, err, sizeof err) != 0)
+        if (pool_take(t->broker->pool, req->runtime, limits.disk_bytes, &t->w) != 0)
+            rc = rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
+                               "cannot start a worker: %s; nothing was run", strerror(errno));
+        else if (record_start(t, req, &limits, d, err, sizeof err) != 0)
             rc = audit_call_fail(t->call, err, "nothing was run");
         else
             rc = run_task(t, req, &limits, d);
         if (rc != GRPC_STATUS_OK) {
             /* Failed before Finished went out: make sure nothing is left behind. */
-            if (t->worker > 0)
-                kill(t->worker, SIGKILL);
-            reap_worker(t, 2000, false);
+            kill_worker(t);
             revoke_token(t, "backstop");
         }
-        if (t->sock >= 0)
-            close(t->sock);
+        reap_worker(t, 2000, false);
         protobuf_c_message_free_unpacked(&t->token->base, NULL);
         json_decref(t->record);
     }
@@ -647,7 +573,7 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
 {
     struct broker *b = ctx;
     const Airlock__V1__ExecuteRequest *req = (const void *)request;
-    struct task t = {.broker = b, .call = call, .worker = -1, .sock = -1};
+    struct task t = {.broker = b, .call = call, .w = {.pid = -1, .sock = -1}};
 
     grpc_status_code rc = identify(&t);
     if (rc != GRPC_STATUS_OK)

@@ -33,12 +33,14 @@ struct broker_config {
 };
 
 struct audit_log;
+struct pool;
 
 struct broker {
     const struct broker_config *config;
     const struct policy *policy;
     struct inflight *inflight;   /* tasks per identity, for policy's max_concurrent */
     struct rpc_channel *credd;
+    struct pool *pool;           /* workers, warm or cold */
     struct audit_log *audit;     /* the broker's chain */
     bool audit_keep_code;        /* code bodies go into execute.start */
 };

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "execute.h"
 #include "inflight.h"
+#include "pool.h"
 #include "policy.h"
 #include "sandbox.h"
 #include "tls.h"
@@ -290,6 +291,14 @@ int main(int argc, char **argv)
 
     grpc_init();
     broker.inflight = inflight_new((size_t)s.max_tasks);
+    static const struct pool_size pool_sizes[] = {{"sh", 2}, {"python3", 2}};
+    if (!(broker.pool = pool_new(cfg->worker_exe, cfg->cgroup_mode, cfg->disk_bytes, pool_sizes,
+                                 2, err, sizeof err))) {
+        log_error("%s", err);
+        inflight_free(broker.inflight);
+        grpc_shutdown();
+        goto out;
+    }
     broker.credd = credd_channel(&s, err, sizeof err);
     struct audit_service audit_service = {.log = broker.audit,
                                           .may_read = broker_may_read_audit,
@@ -319,6 +328,7 @@ int main(int argc, char **argv)
         status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
     rpc_server_free(server);
+    pool_free(broker.pool);
     audit_checkpointer_stop(checkpointer);
     /* A final checkpoint, if credd still answers, covers this run. */
     audit_close(broker.audit, broker.credd ? broker_sign_checkpoint : NULL, &broker);

@@ -505,24 +505,29 @@ int sbx_cgroup_open(const struct sbx_cgroup_host *h, const char *name, struct sb
     return cg_open(h, name, false, cg, msg, msglen);
 }
 
-int sbx_cgroup_create(const struct sbx_cgroup_host *h, const char *name, uint64_t memory_bytes,
-                      uint32_t max_pids, struct sbx_cgroup *cg, char *msg, size_t msglen)
+int sbx_cgroup_limit(struct sbx_cgroup *cg, uint64_t memory_bytes, uint32_t max_pids, char *msg,
+                     size_t msglen)
 {
-    if (cg_open(h, name, true, cg, msg, msglen) != 0)
-        return -1;
-
     const char *file = NULL;
-    int mslot = SBX_CG_MEMORY, pslot = h->version == 2 ? 0 : SBX_CG_PIDS, slot = mslot;
+    int mslot = SBX_CG_MEMORY, pslot = cg->version == 2 ? 0 : SBX_CG_PIDS, slot = mslot;
     int mfd = cg->dirfd[mslot], pfd = cg->dirfd[pslot];
-    if (memory_bytes && h->version == 2) {
+    if (memory_bytes && cg->version == 2) {
         if (write_u64_at(mfd, file = "memory.max", memory_bytes) != 0 ||
             (write_at(mfd, file = "memory.swap.max", "0") != 0 && errno != ENOENT) ||
             (write_at(mfd, file = "memory.oom.group", "1") != 0 && errno != ENOENT))
             goto fail_write;
     } else if (memory_bytes) {
-        /* memsw (memory + swap) may not be below the memory limit: set that first. */
+        /* memsw (memory + swap) may not be below the memory limit, nor the
+         * memory limit above memsw: lowering, memory first; raising, memsw. */
+        uint64_t cur = 0;
+        bool raising = read_u64_at(mfd, "memory.limit_in_bytes", NULL, &cur) == 0 &&
+                       memory_bytes > cur;
+        if (raising && write_u64_at(mfd, file = "memory.memsw.limit_in_bytes", memory_bytes) != 0 &&
+            errno != ENOENT)
+            goto fail_write;
         if (write_u64_at(mfd, file = "memory.limit_in_bytes", memory_bytes) != 0 ||
-            (write_u64_at(mfd, file = "memory.memsw.limit_in_bytes", memory_bytes) != 0 &&
+            (!raising &&
+             write_u64_at(mfd, file = "memory.memsw.limit_in_bytes", memory_bytes) != 0 &&
              errno != ENOENT))
             goto fail_write;
     }
@@ -532,7 +537,17 @@ int sbx_cgroup_create(const struct sbx_cgroup_host *h, const char *name, uint64_
     return 0;
 
 fail_write:
-    err_set(msg, msglen, "cgroup: writing %s in %s: %s", file, cg->path[slot], strerror(errno));
+    return err_set(msg, msglen, "cgroup: writing %s in %s: %s", file, cg->path[slot],
+                   strerror(errno));
+}
+
+int sbx_cgroup_create(const struct sbx_cgroup_host *h, const char *name, uint64_t memory_bytes,
+                      uint32_t max_pids, struct sbx_cgroup *cg, char *msg, size_t msglen)
+{
+    if (cg_open(h, name, true, cg, msg, msglen) != 0)
+        return -1;
+    if (sbx_cgroup_limit(cg, memory_bytes, max_pids, msg, msglen) == 0)
+        return 0;
     char dmsg[256];
     if (sbx_cgroup_destroy(cg, dmsg, sizeof dmsg) != 0 && msg && msglen) {
         size_t n = strlen(msg);

@@ -69,6 +69,10 @@ int sbx_cgroup_create(const struct sbx_cgroup_host *h, const char *name, uint64_
 /* Moves pid (its whole thread group) into the task cgroup(s). */
 /* Opens the existing task cgroup name, to clean up after a worker that died.
  * -1 (errno ENOENT) when it does not exist; a part that does is removed. */
+/* Sets (raises or lowers) the memory and process limits of a created
+ * cgroup; a zero leaves that one as it is. 0, or -1 with msg. */
+int sbx_cgroup_limit(struct sbx_cgroup *cg, uint64_t memory_bytes, uint32_t max_pids, char *msg,
+                     size_t msglen);
 int sbx_cgroup_open(const struct sbx_cgroup_host *h, const char *name, struct sbx_cgroup *cg,
                     char *msg, size_t msglen);
 int sbx_cgroup_attach(struct sbx_cgroup *cg, pid_t pid, char *msg, size_t msglen);

@@ -1,14 +1,20 @@
 /*
  * main.c - airlock-worker: the supervisor half of one single-use worker.
- * Reads one Task from the broker (fd 3), runs it through sandbox_run,
- * relays output as it comes, reports Usage once the sandbox is gone, and
- * exits. The broker revokes the task's token on that report.
+ * Builds its sandbox first (sandbox_prepare) and says Ready; then waits for
+ * one Task from the broker (fd 3) - for as long as the broker keeps it in
+ * its warm pool, or not at all on the cold path, where the Task is already
+ * queued - runs it (sandbox_start), relays output as it comes, reports
+ * Usage once the sandbox is gone, and exits. The broker revokes the task's
+ * token on that report. A sandbox that cannot be built is reported as a
+ * Usage with reason SANDBOX_ERROR in place of Ready. If the sandbox breaks
+ * while it waits, or the broker hangs up, the worker discards it and exits.
  *
  * No gRPC here: the worker is exec'd for every task, and loading gRPC's
  * dozens of shared libraries cost more CPU than the whole sandbox.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -62,20 +68,110 @@ static void hash_hex(crypto_hash_sha256_state *st, char out[SHA256_HEX_LEN])
     sodium_bin2hex(out, SHA256_HEX_LEN, digest, sizeof digest);
 }
 
+static int send_usage(int fd, Airlock__Internal__V1__Usage *usage)
+{
+    Airlock__Internal__V1__WorkerEvent ev;
+    airlock__internal__v1__worker_event__init(&ev);
+    ev.event_case = AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_USAGE;
+    ev.usage = usage;
+    return frame_write(fd, &ev.base);
+}
+
+/* The sandbox could not be built: the broker hears it instead of Ready. */
+static int report_setup_failure(int fd, const char *msg)
+{
+    Airlock__Internal__V1__Usage usage = AIRLOCK__INTERNAL__V1__USAGE__INIT;
+    usage.exit_code = -1;
+    usage.seccomp_syscall = -1;
+    usage.reason = SANDBOX_REASON_SANDBOX_ERROR;
+    usage.message = (char *)msg;
+    (void)send_usage(fd, &usage);
+    return 1;
+}
+
+/* Waits for the broker's Task while watching the sandbox. 1 with *out, 0
+ * when the broker hung up, -1 when the sandbox broke or the read failed. */
+static int await_task(int fd, const struct sandbox *sb, Airlock__Internal__V1__Task **out)
+{
+    struct pollfd pfd[3];
+    int watch[2];
+    int n = sandbox_watch_fds(sb, watch, 2);
+    pfd[0] = (struct pollfd){fd, POLLIN, 0};
+    for (int i = 0; i < n; i++)
+        pfd[1 + i] = (struct pollfd){watch[i], POLLIN, 0};
+    for (;;) {
+        int r = poll(pfd, (nfds_t)(1 + n), -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        for (int i = 1; i <= n; i++)
+            if (pfd[i].revents) {
+                log_error("the prepared sandbox broke while it waited for a task");
+                return -1;
+            }
+        if (pfd[0].revents)
+            break;
+    }
+    ProtobufCMessage *m = NULL;
+    int got = frame_read(fd, &airlock__internal__v1__task__descriptor, FRAME_MAX_BYTES,
+                         TASK_READ_TIMEOUT_MS, &m);
+    if (got == 1)
+        *out = (Airlock__Internal__V1__Task *)m;
+    else if (got < 0)
+        log_error("bad task from the broker: %s", strerror(errno));
+    return got;
+}
+
+struct args {
+    int fd;
+    const char *runtime, *id;
+    enum sandbox_cgroup_mode cgroup;
+    uint64_t disk_bytes;
+};
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    static const struct option opts[] = {{"fd", required_argument, NULL, 'f'},
+                                         {"runtime", required_argument, NULL, 'r'},
+                                         {"id", required_argument, NULL, 'i'},
+                                         {"cgroup", required_argument, NULL, 'c'},
+                                         {"disk-bytes", required_argument, NULL, 'd'},
+                                         {NULL, 0, NULL, 0}};
+    uint64_t v;
+    int c;
+    *a = (struct args){.fd = 3, .cgroup = SANDBOX_CGROUP_AUTO};
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (parse_u64_range(optarg, 0, 1024, &v) != 0)
+                return -1;
+            a->fd = (int)v;
+            break;
+        case 'c':
+            if (parse_u64_range(optarg, SANDBOX_CGROUP_AUTO, SANDBOX_CGROUP_NONE, &v) != 0)
+                return -1;
+            a->cgroup = (enum sandbox_cgroup_mode)v;
+            break;
+        case 'd':
+            if (parse_u64_range(optarg, 1, UINT64_MAX, &a->disk_bytes) != 0)
+                return -1;
+            break;
+        case 'r': a->runtime = optarg; break;
+        case 'i': a->id = optarg; break;
+        default: return -1;
+        }
+    }
+    return optind == argc && a->runtime && a->id ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     log_set_program("airlock-worker");
-    int fd = 3;
-    if (argc == 3 && strcmp(argv[1], "--fd") == 0) {
-        char *end;
-        long v = strtol(argv[2], &end, 10);
-        if (*end || v < 0 || v > 1024) {
-            fprintf(stderr, "airlock-worker: bad --fd\n");
-            return 64;
-        }
-        fd = (int)v;
-    } else if (argc != 1) {
-        fprintf(stderr, "usage: airlock-worker [--fd N]  (started by airlock-broker)\n");
+    struct args a;
+    if (parse_args(argc, argv, &a) != 0) {
+        fprintf(stderr, "usage: airlock-worker --runtime NAME --id ID [--cgroup MODE]"
+                        " [--disk-bytes N] [--fd N]  (started by airlock-broker)\n");
         return 64;
     }
     /* If the broker dies, so do we (and with us the sandbox). */
@@ -84,19 +180,29 @@ int main(int argc, char **argv)
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &ign, NULL);
 
-    ProtobufCMessage *m = NULL;
-    if (frame_read(fd, &airlock__internal__v1__task__descriptor, FRAME_MAX_BYTES,
-                   TASK_READ_TIMEOUT_MS, &m) != 1) {
-        log_error("no task from the broker: %s", strerror(errno));
+    struct sandbox_spec spec = {a.runtime, a.cgroup, a.id, a.disk_bytes};
+    struct sandbox *sb = NULL;
+    char msg[256];
+    if (sandbox_prepare(&spec, &sb, msg, sizeof msg) != 0) {
+        log_error("%s", msg);
+        return report_setup_failure(a.fd, msg);
+    }
+    Airlock__Internal__V1__WorkerEvent ready;
+    airlock__internal__v1__worker_event__init(&ready);
+    ready.event_case = AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_READY;
+    ready.ready = true;
+    Airlock__Internal__V1__Task *task = NULL;
+    if (frame_write(a.fd, &ready.base) != 0 || await_task(a.fd, sb, &task) != 1) {
+        sandbox_discard(sb);
         return 1;
     }
-    Airlock__Internal__V1__Task *task = (Airlock__Internal__V1__Task *)m;
 
     size_t token_env_len = strlen("AIRLOCK_TOKEN=") + strlen(task->token) + 1;
     char *token_env = malloc(token_env_len);
     char task_env[96];
     if (!token_env) {
-        protobuf_c_message_free_unpacked(m, NULL);
+        sandbox_discard(sb);
+        protobuf_c_message_free_unpacked(&task->base, NULL);
         return 1;
     }
     snprintf(token_env, token_env_len, "AIRLOCK_TOKEN=%s", task->token);
@@ -118,15 +224,12 @@ int main(int argc, char **argv)
             .disk_bytes = task->disk_bytes,
             .open_files = task->open_files,
         },
-        .cgroup = (enum sandbox_cgroup_mode)task->cgroup,
-        .id = task->task_id,
     };
-    struct relay relay = {.fd = fd};
+    struct relay relay = {.fd = a.fd};
     crypto_hash_sha256_init(&relay.hash[0]);
     crypto_hash_sha256_init(&relay.hash[1]);
     struct sandbox_result res;
-    memset(&res, 0, sizeof res);
-    sandbox_run(&st, on_output, &relay, &res);
+    sandbox_start(sb, &st, on_output, &relay, &res);
     sodium_memzero(token_env, token_env_len);
     free(token_env);
 
@@ -147,12 +250,7 @@ int main(int argc, char **argv)
     usage.stdout_bytes = relay.bytes[0];
     usage.stderr_bytes = relay.bytes[1];
     usage.output_truncated = res.reason == SANDBOX_REASON_OUTPUT_LIMIT;
-
-    Airlock__Internal__V1__WorkerEvent ev;
-    airlock__internal__v1__worker_event__init(&ev);
-    ev.event_case = AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_USAGE;
-    ev.usage = &usage;
-    int rc = frame_write(fd, &ev.base) == 0 ? 0 : 1;
-    protobuf_c_message_free_unpacked(m, NULL);
+    int rc = send_usage(a.fd, &usage) == 0 ? 0 : 1;
+    protobuf_c_message_free_unpacked(&task->base, NULL);
     return rc;
 }

@@ -195,11 +195,9 @@ static void size_opts(char *buf, size_t size, uint64_t bytes, const char *rest)
         sbx_strlcpy(buf + k, rest, size - k);
 }
 
-int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *lim,
-                     struct sbx_err *e)
+int sbx_mounts_setup(uint64_t disk_bytes, struct sbx_err *e)
 {
-    (void)rt; /* every runtime lives under /usr today */
-    /* Nothing we do here may propagate back to the host. */
+    /* Every runtime lives under /usr today. Nothing we do here may propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         return sbx_fail(e, "make / private", errno);
     if (tmpfs(NEWROOT, MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=512,mode=0755", e))
@@ -217,8 +215,8 @@ int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *
     /* /tmp and /work: disk_bytes each (their pages count as the task's
      * memory too, under a memory cgroup). */
     char tmp_opts[96], work_opts[96];
-    size_opts(tmp_opts, sizeof tmp_opts, lim->disk_bytes, "k,nr_inodes=4096,mode=1777");
-    size_opts(work_opts, sizeof work_opts, lim->disk_bytes, "k,nr_inodes=4096,mode=0755");
+    size_opts(tmp_opts, sizeof tmp_opts, disk_bytes, "k,nr_inodes=4096,mode=1777");
+    size_opts(work_opts, sizeof work_opts, disk_bytes, "k,nr_inodes=4096,mode=0755");
     if (mkdir_p1("tmp", 01777, e) || tmpfs("tmp", MS_NOSUID | MS_NODEV, tmp_opts, e) ||
         mkdir_p1("work", 0755, e) || tmpfs("work", MS_NOSUID | MS_NODEV, work_opts, e))
         return -1;
@@ -232,14 +230,4 @@ int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *
     if (chdir("/") != 0)
         return sbx_fail(e, "chdir /", errno);
     return remount("/", RO_FLAGS, e);
-}
-
-int sbx_mounts_write_code(const struct sbx_runtime *rt, const uint8_t *code, size_t len,
-                          struct sbx_err *e)
-{
-    if (write_file(rt->script, code, len, 0644, e) != 0)
-        return -1;
-    if (chdir("/work") != 0)
-        return sbx_fail(e, "chdir /work", errno);
-    return 0;
 }

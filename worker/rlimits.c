@@ -1,6 +1,7 @@
 /*
  * rlimits.c - the task's limits: their defaults (sbx_limits_resolve), and
- * the per-process resource limits set before execve: address space (only
+ * the per-process resource limits the init sets on the task process
+ * (prlimit) once the task is assigned: address space (only
  * without a memory cgroup), processes (counted per user namespace + uid, so
  * they bound this sandbox only), open files, file size (SIGXFSZ: reason
  * DISK), no core dumps, and a CPU-time backstop (SIGXCPU: reason CPU).
@@ -23,10 +24,10 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-static int set(int res, rlim_t soft, rlim_t hard, const char *name, struct sbx_err *e)
+static int set(pid_t pid, int res, rlim_t soft, rlim_t hard, const char *name, struct sbx_err *e)
 {
     struct rlimit rl = {soft, hard};
-    if (setrlimit(res, &rl) != 0)
+    if (prlimit(pid, res, &rl, NULL) != 0)
         return sbx_fail(e, name, errno);
     return 0;
 }
@@ -34,16 +35,16 @@ static int set(int res, rlim_t soft, rlim_t hard, const char *name, struct sbx_e
 /* Valgrind owns the hard fd limit of the processes it runs (the task until
  * execve) and refuses any change to it: there, only the soft limit is set.
  * Test runs only; a normal run sets both or fails. */
-static int set_nofile(rlim_t n, struct sbx_err *e)
+static int set_nofile(pid_t pid, rlim_t n, struct sbx_err *e)
 {
     rlim_t hard = n;
     if (RUNNING_ON_VALGRIND) {
         struct rlimit cur;
-        if (getrlimit(RLIMIT_NOFILE, &cur) != 0)
-            return sbx_fail(e, "getrlimit(RLIMIT_NOFILE)", errno);
+        if (prlimit(pid, RLIMIT_NOFILE, NULL, &cur) != 0)
+            return sbx_fail(e, "prlimit(RLIMIT_NOFILE)", errno);
         hard = cur.rlim_max;
     }
-    return set(RLIMIT_NOFILE, n, hard, "setrlimit(RLIMIT_NOFILE)", e);
+    return set(pid, RLIMIT_NOFILE, n, hard, "prlimit(RLIMIT_NOFILE)", e);
 }
 
 void sbx_limits_resolve(struct sandbox_limits *lim)
@@ -64,7 +65,8 @@ void sbx_limits_resolve(struct sandbox_limits *lim)
         lim->open_files = SBX_DEFAULT_NOFILE;
 }
 
-int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, struct sbx_err *e)
+int sbx_rlimits_apply(pid_t pid, const struct sandbox_limits *lim, int memory_by_cgroup,
+                      struct sbx_err *e)
 {
     /* RLIMIT_CPU counts whole seconds per process: a backstop (SIGXCPU, the
      * reason CPU) behind the supervisor's tree-wide CPU accounting. */
@@ -73,16 +75,16 @@ int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, st
      * RLIMIT_AS would turn it into allocation failures first. Without one,
      * the address-space cap is all there is. */
     rlim_t as = memory_by_cgroup ? RLIM_INFINITY : lim->memory_bytes;
-    if (set(RLIMIT_AS, as, as, "setrlimit(RLIMIT_AS)", e) ||
-        set(RLIMIT_NPROC, lim->max_pids, lim->max_pids, "setrlimit(RLIMIT_NPROC)", e) ||
-        set_nofile(lim->open_files, e) ||
-        set(RLIMIT_FSIZE, lim->disk_bytes, lim->disk_bytes, "setrlimit(RLIMIT_FSIZE)", e) ||
-        set(RLIMIT_CORE, 0, 0, "setrlimit(RLIMIT_CORE)", e) ||
-        set(RLIMIT_CPU, cpu_s, cpu_s + 1, "setrlimit(RLIMIT_CPU)", e) ||
-        set(RLIMIT_MEMLOCK, 0, 0, "setrlimit(RLIMIT_MEMLOCK)", e) ||
-        set(RLIMIT_MSGQUEUE, 0, 0, "setrlimit(RLIMIT_MSGQUEUE)", e) ||
-        set(RLIMIT_RTPRIO, 0, 0, "setrlimit(RLIMIT_RTPRIO)", e) ||
-        set(RLIMIT_SIGPENDING, 1024, 1024, "setrlimit(RLIMIT_SIGPENDING)", e))
+    if (set(pid, RLIMIT_AS, as, as, "prlimit(RLIMIT_AS)", e) ||
+        set(pid, RLIMIT_NPROC, lim->max_pids, lim->max_pids, "prlimit(RLIMIT_NPROC)", e) ||
+        set_nofile(pid, lim->open_files, e) ||
+        set(pid, RLIMIT_FSIZE, lim->disk_bytes, lim->disk_bytes, "prlimit(RLIMIT_FSIZE)", e) ||
+        set(pid, RLIMIT_CORE, 0, 0, "prlimit(RLIMIT_CORE)", e) ||
+        set(pid, RLIMIT_CPU, cpu_s, cpu_s + 1, "prlimit(RLIMIT_CPU)", e) ||
+        set(pid, RLIMIT_MEMLOCK, 0, 0, "prlimit(RLIMIT_MEMLOCK)", e) ||
+        set(pid, RLIMIT_MSGQUEUE, 0, 0, "prlimit(RLIMIT_MSGQUEUE)", e) ||
+        set(pid, RLIMIT_RTPRIO, 0, 0, "prlimit(RLIMIT_RTPRIO)", e) ||
+        set(pid, RLIMIT_SIGPENDING, 1024, 1024, "prlimit(RLIMIT_SIGPENDING)", e))
         return -1;
     return 0;
 }

@@ -3,7 +3,9 @@
  *
  * The caller (the worker's supervisor half) owns the process it runs in; the
  * sandbox owns the child: namespaces, filesystem view, privileges, seccomp,
- * rlimits, the wall-clock deadline and output relaying. One call, one task.
+ * rlimits, the wall-clock deadline and output relaying. One sandbox, one
+ * task: sandbox_prepare builds it ahead of the task (a warm pool keeps
+ * these), sandbox_start gives it its task and runs it; sandbox_run does both.
  */
 #ifndef AIRLOCK_SANDBOX_H
 #define AIRLOCK_SANDBOX_H
@@ -89,6 +91,42 @@ int sandbox_cgroup_remove(enum sandbox_cgroup_mode mode, const char *id, char *m
 
 /* Is this runtime name known? */
 int sandbox_runtime_known(const char *runtime);
+
+/* A sandbox built ahead of its task: namespaces, root filesystem, cgroup,
+ * seccomp, and the runtime ready to run code (python3's interpreter already
+ * started, waiting). Nothing of any task is in it yet. */
+struct sandbox;
+
+struct sandbox_spec {
+    const char *runtime;
+    enum sandbox_cgroup_mode cgroup;
+    const char *id; /* names its cgroup ([A-Za-z0-9_-], <= 64); NULL: random */
+    /* The size of /work and /tmp (a tmpfs is sized when it is mounted, and
+     * the sandbox holds no privilege to resize it later): the task's
+     * limits.disk_bytes must be this. 0: SBX_DEFAULT_DISK. */
+    uint64_t disk_bytes;
+};
+
+/* Builds a sandbox and waits until it is ready. 0 with *out, or -1 with msg.
+ * The calling process must be root or hold CAP_SYS_ADMIN + CAP_SETUID/GID. */
+int sandbox_prepare(const struct sandbox_spec *spec, struct sandbox **out, char *msg,
+                    size_t msglen);
+
+/* The fds to watch while a prepared sandbox waits: any event on one (POLLIN,
+ * POLLHUP, POLLERR) means it broke and must be discarded. Returns how many
+ * were stored (at most 2). */
+int sandbox_watch_fds(const struct sandbox *sb, int *fds, int max);
+
+/* Gives a prepared sandbox its task (task->runtime and the resolved
+ * limits.disk_bytes must be the prepared ones; task->cgroup and task->id
+ * are not used) and runs it to completion as
+ * sandbox_run does. The task's limits apply from here, and its time and CPU
+ * count from here. Frees sb. */
+int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_output_fn on_output,
+                  void *ctx, struct sandbox_result *result);
+
+/* Kills and frees a prepared sandbox that will get no task. */
+void sandbox_discard(struct sandbox *sb);
 
 /* Runs the task to completion. Returns 0 when a result was produced (whatever
  * the task did), -1 when the sandbox could not be set up (result->reason is

@@ -12,6 +12,7 @@
 #define AIRLOCK_SANDBOX_INTERNAL_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,6 +53,10 @@ struct sbx_runtime {
     const char *path;         /* absolute path, same inside and outside */
     const char *argv[8];      /* NULL-terminated, the script path last */
     const char *script;       /* where the code is written inside */
+    /* NULL, or the argv of an interpreter started before the task: it writes
+     * one byte on fd 4 when ready, reads the go message from fd 3 ('G' and
+     * the environment, to end of file), then runs the script. */
+    const char *const *bootstrap;
 };
 const struct sbx_runtime *sbx_runtime_find(const char *name);
 
@@ -81,6 +86,40 @@ struct sbx_record {
     char text[160]; /* NUL-terminated */
 };
 
+/* ---- the plan: prepared by the parent before clone, read by the child ---- */
+#define SBX_ENV_MAX 16384   /* the task's environment entries, bytes */
+#define SBX_ENV_ENTRIES 64
+#define SBX_BASE_ENV_MAX 16
+#define SBX_PLAN_FDS 12
+#define SBX_ASSIGN_MAGIC 0x41534721u
+
+/* supervisor -> init on the assignment pipe, followed by code_len bytes of
+ * code and env_len bytes of environment (NUL-terminated KEY=VALUE entries). */
+struct sbx_assign_header {
+    uint32_t magic;
+    uint32_t env_len;
+    uint64_t code_len;
+    struct sandbox_limits limits; /* resolved */
+    int32_t memory_by_cgroup;
+};
+
+struct sbx_plan {
+    const struct sbx_runtime *rt;
+    struct sock_fprog prog;
+    uint64_t prepared_disk_bytes; /* /work and /tmp as built: the task's disk limit */
+    /* child ends (sync, status, stdio, assignment, ready) and the go pipe */
+    int sync_r, status_w, in_r, out_w, err_w, assign_r, ready_w, go_r, go_w;
+    /* child-side scratch: no malloc after clone */
+    char env_buf[SBX_ENV_MAX];
+    char *envp[SBX_BASE_ENV_MAX + SBX_ENV_ENTRIES + 1];
+};
+
+/* ---- init.c ---- */
+/* The sandbox's pid 1, from clone on. */
+_Noreturn void sbx_init_main(struct sbx_plan *p);
+/* The base environment every task starts with (NULL-terminated). */
+char *const *sbx_base_env(void);
+
 /* ---- seccomp.c ---- */
 /* Largest seccomp notification buffer the supervisor accepts (the kernel's
  * struct seccomp_notif is 80 bytes). */
@@ -90,10 +129,12 @@ int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen);
 void sbx_seccomp_free(struct sock_fprog *prog);
 /* Parent: the notification buffer size the kernel wants (GET_NOTIF_SIZES). */
 int sbx_seccomp_notif_size(size_t *size, char *msg, size_t msglen);
-/* Child (the init, once, before it forks the task): attaches the prepared
- * program with a user-notification listener, whose fd (close-on-exec) it
- * returns in *listener. Needs no_new_privs or CAP_SYS_ADMIN. */
-int sbx_seccomp_load(const struct sock_fprog *prog, int *listener, struct sbx_err *e);
+/* Child: attaches the prepared program. With_listener (the task process,
+ * once): with a user-notification listener, whose fd (close-on-exec) comes
+ * back in *listener. Without (the init, for itself): forbidden calls fail
+ * with ENOSYS. Needs no_new_privs or CAP_SYS_ADMIN. */
+int sbx_seccomp_load(const struct sock_fprog *prog, bool with_listener, int *listener,
+                     struct sbx_err *e);
 /* Supervisor: reads one pending notification. Call only after POLLIN (it
  * blocks when none is pending). 0 with the call's number and audit arch, or
  * -errno (-ENOENT: the caller was interrupted or died before it was read). */
@@ -106,10 +147,8 @@ int sbx_userns_write_maps(pid_t child, char *msg, size_t msglen); /* parent */
 int sbx_userns_switch_ids(struct sbx_err *e);                      /* child */
 
 /* ---- mounts.c ---- */
-int sbx_mounts_setup(const struct sbx_runtime *rt, const struct sandbox_limits *lim,
-                     struct sbx_err *e);
-int sbx_mounts_write_code(const struct sbx_runtime *rt, const uint8_t *code, size_t len,
-                          struct sbx_err *e);
+/* Builds the root filesystem; /work and /tmp hold disk_bytes each. */
+int sbx_mounts_setup(uint64_t disk_bytes, struct sbx_err *e);
 
 /* ---- net.c ---- */
 int sbx_net_setup(struct sbx_err *e);
@@ -120,9 +159,11 @@ int sbx_caps_drop_all(struct sbx_err *e);
 /* ---- rlimits.c ---- */
 /* Fills the zero fields of lim with the defaults. */
 void sbx_limits_resolve(struct sandbox_limits *lim);
-/* Child: memory_by_cgroup says a memory cgroup enforces memory_bytes. */
-int sbx_rlimits_apply(const struct sandbox_limits *lim, int memory_by_cgroup, struct sbx_err *e);
-/* Task, before execve: the OOM killer picks the task's processes first. */
+/* The init, on the task process (prlimit): memory_by_cgroup says a memory
+ * cgroup enforces memory_bytes. */
+int sbx_rlimits_apply(pid_t pid, const struct sandbox_limits *lim, int memory_by_cgroup,
+                      struct sbx_err *e);
+/* Task process, before it is ready: the OOM killer picks it first. */
 int sbx_oom_task_first(struct sbx_err *e);
 
 /* ---- supervise.c ---- */
@@ -137,10 +178,17 @@ struct sbx_supervise {
     sandbox_output_fn on_output;
     void *ctx;
     const struct sbx_cgroup *cg; /* the task's cgroup; NULL: none */
+    int listener_fd;             /* the task's seccomp listener, received at prepare */
+    uint64_t cpu_base_ns;        /* the cgroup's CPU time before the task was assigned */
 };
 /* Runs the task to its end and reaps the sandbox init. Returns 0 when a
  * result was produced, -1 on a setup error reported by the sandbox. */
 int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r);
+
+/* Receives one status record. 1 with *rec (and *fd, the one fd that came
+ * with it, else -1), 0 at end of file, -1 with errno (EAGAIN: none yet;
+ * EPROTO: malformed). Extra fds are closed. */
+int sbx_status_recv(int fd, struct sbx_record *rec, int *rec_fd);
 
 /* ---- small helpers (sandbox.c) ---- */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);

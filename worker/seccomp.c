@@ -2,10 +2,11 @@
  * seccomp.c - the syscall allowlist and its user-notification listener.
  *
  * The filter is built once per sandbox_run in the parent with libseccomp and
- * exported to a BPF program in memory. The sandbox's init attaches it once,
- * with SECCOMP_FILTER_FLAG_NEW_LISTENER, before it forks the task (which
- * inherits it and loads nothing of its own), and hands the listener fd to
- * the supervisor (sandbox.c, supervise.c).
+ * exported to a BPF program in memory. The task process attaches it with
+ * SECCOMP_FILTER_FLAG_NEW_LISTENER before it is ready (its children inherit
+ * it) and hands the listener fd to the supervisor (init.c, supervise.c);
+ * the init attaches the same program for itself, without a listener, once
+ * the task is assigned.
  *
  * Default action: SECCOMP_RET_USER_NOTIF, not KILL_PROCESS. A forbidden
  * call blocks in the kernel and the supervisor reads its number from the
@@ -247,14 +248,18 @@ int sbx_seccomp_notif_size(size_t *size, char *msg, size_t msglen)
     return 0;
 }
 
-int sbx_seccomp_load(const struct sock_fprog *prog, int *listener, struct sbx_err *e)
+int sbx_seccomp_load(const struct sock_fprog *prog, bool with_listener, int *listener,
+                     struct sbx_err *e)
 {
     /* seccomp(2), not prctl: only it takes flags. The listener fd comes back
      * close-on-exec. The kernel allows one listener per filter chain. */
-    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      with_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, prog);
     if (fd < 0)
-        return sbx_fail(e, "seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER)", errno);
-    *listener = (int)fd;
+        return sbx_fail(e, with_listener ? "seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER)"
+                                         : "seccomp(SECCOMP_SET_MODE_FILTER)",
+                        errno);
+    *listener = with_listener ? (int)fd : -1;
     return 0;
 }
 

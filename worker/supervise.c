@@ -125,77 +125,90 @@ static void set_error(struct sup_state *st, int err, const char *text)
     kill(st->s->init_pid, SIGKILL); /* fail closed, and fast */
 }
 
-/* Records from the sandbox side: trusted for nothing but their own shape.
- * One record per message (SOCK_SEQPACKET); any fd that comes along is closed
- * unless it is the one listener of a LISTENER record. */
-static void read_status(struct sup_state *st)
+int sbx_status_recv(int fd, struct sbx_record *rec, int *rec_fd)
 {
-    struct sbx_record rec;
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * MAX_RECV_FDS)];
     } ctl;
-    struct iovec iov = {&rec, sizeof rec};
+    struct iovec iov = {rec, sizeof *rec};
     struct msghdr mh;
-    memset(&rec, 0, sizeof rec);
+    memset(rec, 0, sizeof *rec);
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = ctl.buf;
     mh.msg_controllen = sizeof ctl.buf;
-    ssize_t n = recvmsg(st->fd[FD_STATUS], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            close_fd(&st->fd[FD_STATUS]);
-        return;
-    }
-
-    int fds[MAX_RECV_FDS], nfds = 0;
+    *rec_fd = -1;
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return -1;
+    int nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
             c->cmsg_len < CMSG_LEN(0))
             continue;
         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (nfds < MAX_RECV_FDS)
-                fds[nfds++] = fd;
+        for (size_t i = 0; i < k; i++, nfds++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (nfds == 0)
+                *rec_fd = got;
             else
-                close(fd); /* cannot happen: the control buffer holds MAX_RECV_FDS */
+                close(got); /* one fd per record, at most */
         }
     }
-    int listener = -1;
-    if (n == (ssize_t)sizeof rec && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
-        rec.type == SBX_REC_LISTENER && nfds == 1 && !st->have_listener) {
-        listener = fds[0];
-        nfds = 0;
+    bool malformed = n != (ssize_t)sizeof *rec || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+                     nfds > 1;
+    if (n == 0 || malformed) {
+        if (*rec_fd >= 0)
+            close(*rec_fd);
+        *rec_fd = -1;
+        if (n == 0)
+            return 0;
+        errno = EPROTO;
+        return -1;
     }
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]);
+    rec->text[sizeof rec->text - 1] = '\0';
+    return 1;
+}
 
-    if (n == 0) { /* EOF: the init is gone */
-        close_fd(&st->fd[FD_STATUS]);
-        return;
-    }
-    if (n != (ssize_t)sizeof rec || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+/* Records from the sandbox side: trusted for nothing but their own shape.
+ * One record per message (SOCK_SEQPACKET); an fd that comes along is closed
+ * unless it is the one listener of a LISTENER record. */
+static void read_status(struct sup_state *st)
+{
+    struct sbx_record rec;
+    int fd = -1;
+    int got = sbx_status_recv(st->fd[FD_STATUS], &rec, &fd);
+    if (got < 0 && errno == EPROTO) {
         set_error(st, 0, "malformed status record");
         return;
     }
-    rec.text[sizeof rec.text - 1] = '\0';
-    if (rec.type == SBX_REC_ERROR) {
-        set_error(st, rec.value, rec.text);
-    } else if (rec.type == SBX_REC_LISTENER) {
-        if (listener < 0) {
+    if (got <= 0) { /* EOF (the init is gone) or a read error */
+        if (got == 0 || (errno != EAGAIN && errno != EINTR))
+            close_fd(&st->fd[FD_STATUS]);
+        return;
+    }
+    if (rec.type == SBX_REC_LISTENER) {
+        if (fd < 0 || st->have_listener) {
+            if (fd >= 0)
+                close(fd);
             set_error(st, 0, "bad seccomp listener record (a second one, or not one fd)");
             return;
         }
         st->have_listener = true;
-        st->fd[FD_NOTIFY] = listener;
+        st->fd[FD_NOTIFY] = fd;
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rec.type == SBX_REC_ERROR) {
+        set_error(st, rec.value, rec.text);
     } else if (rec.type == SBX_REC_DISK_FULL) {
         sbx_strlcpy(st->full_mount, rec.text, sizeof st->full_mount);
     } else if (rec.type == SBX_REC_STATUS && !st->have_status && !st->have_error) {
-        if (!st->have_listener) { /* the init forks the task only after LISTENER */
+        if (!st->have_listener) { /* the task is confined before it is ready */
             set_error(st, 0, "task status before the seccomp listener");
             return;
         }
@@ -241,6 +254,13 @@ static void write_stdin(struct sup_state *st)
         close_fd(&st->fd[FD_IN]);
 }
 
+/* The task's CPU time: the cgroup's, less what the sandbox used before the
+ * task was assigned (an interpreter's start). */
+static uint64_t task_cpu_ns(const struct sbx_supervise *s, const struct sbx_cgroup_stats *cs)
+{
+    return cs->cpu_ns > s->cpu_base_ns ? cs->cpu_ns - s->cpu_base_ns : 0;
+}
+
 /* Kills the tree once its CPU time (all processes, from the cgroup) reaches
  * the limit. Checks again sooner the closer the tree is to the limit: with
  * ncpu cores it can burn at most ncpu ms per ms. */
@@ -251,7 +271,7 @@ static void check_cpu(struct sup_state *st, int64_t now)
     struct sbx_cgroup_stats cs;
     int64_t step = 100;
     if (sbx_cgroup_stats(st->s->cg, &cs) == 0) {
-        uint64_t used = cs.cpu_ns / 1000000, limit = st->s->limits->cpu_ms;
+        uint64_t used = task_cpu_ns(st->s, &cs) / 1000000, limit = st->s->limits->cpu_ms;
         if (used >= limit) {
             kill_tree(st, SANDBOX_REASON_CPU);
             return;
@@ -355,7 +375,8 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     st.fd[FD_ERR] = s->stderr_fd;
     st.fd[FD_STATUS] = s->status_fd;
     st.fd[FD_IN] = s->stdin_fd;
-    st.fd[FD_NOTIFY] = -1; /* arrives over the status socket */
+    st.fd[FD_NOTIFY] = s->listener_fd; /* received while the sandbox was made ready */
+    st.have_listener = s->listener_fd >= 0;
     st.ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (st.ncpu < 1)
         st.ncpu = 1;
@@ -380,11 +401,11 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
                     (uint64_t)ru.ru_stime.tv_sec * 1000 + (uint64_t)ru.ru_stime.tv_usec / 1000;
         r->max_rss_kb = (uint64_t)ru.ru_maxrss;
     }
-    /* The cgroup sees the whole tree, orphans and tmpfs pages included. */
+    /* The cgroup sees the whole tree, orphans and tmpfs pages included, and
+     * tells the task's CPU time from the sandbox's start. */
     struct sbx_cgroup_stats cs = {0, 0, 0};
     if (s->cg && sbx_cgroup_stats(s->cg, &cs) == 0) {
-        if (cs.cpu_ns / 1000000 > r->cpu_ms)
-            r->cpu_ms = cs.cpu_ns / 1000000;
+        r->cpu_ms = task_cpu_ns(s, &cs) / 1000000;
         if (cs.memory_peak_bytes / 1024 > r->max_rss_kb)
             r->max_rss_kb = cs.memory_peak_bytes / 1024;
     }

@@ -293,6 +293,16 @@ class Daemons:
             return f"airlock-{name} exited with {rc} after SIGTERM"
         return None
 
+    def sandbox_of(self, task_id):
+        """The id of the sandbox (worker) that ran task_id, from the broker's
+        audit trail (execute.start), or None."""
+        with open(os.path.join(self.tmp, "broker-state", "audit.jsonl"), "rb") as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec.get("kind") == "execute.start" and rec.get("task_id") == task_id:
+                    return rec["sandbox"]["id"]
+        return None
+
     def _kill_all(self):
         for proc in (self.broker, self.credd):
             if proc is not None and proc.poll() is None:

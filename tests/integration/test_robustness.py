@@ -80,8 +80,8 @@ class Robustness(DaemonTestCase):
         self.assertFalse(resp.active)
         self.assertEqual(resp.status, "revoked", self.d.logs())
 
-    def task_cgroup_dirs(self, task_id):
-        """The task's cgroup directories that exist now (v1: airlock-<id>
+    def task_cgroup_dirs(self, sandbox_id):
+        """The sandbox's cgroup directories that exist now (v1: airlock-<id>
         beside the broker's cgroup in each hierarchy; v2: <C>/tasks/<id>)."""
         found = []
         with open(f"/proc/{self.d.broker.pid}/cgroup") as f:
@@ -89,10 +89,10 @@ class Robustness(DaemonTestCase):
                 _, ctrls, path = line.rstrip("\n").split(":", 2)
                 if ctrls:
                     for c in ctrls.split(","):
-                        found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{task_id}")
+                        found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{sandbox_id}")
                 else:
                     for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                        found.append(f"{root}{os.path.dirname(path)}/tasks/{task_id}")
+                        found.append(f"{root}{os.path.dirname(path)}/tasks/{sandbox_id}")
         return [d for d in found if os.path.isdir(d)]
 
     def test_worker_killed_leaves_nothing(self):
@@ -107,9 +107,12 @@ class Robustness(DaemonTestCase):
         while not processes_with_marker(marker, settle=0) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertTrue(processes_with_marker(marker, settle=0), "task never started")
-        self.assertTrue(self.task_cgroup_dirs(started.task_id), "the task has no cgroup")
+        sandbox = self.d.sandbox_of(started.task_id)
+        self.assertTrue(sandbox, "execute.start names no sandbox")
+        self.assertTrue(self.task_cgroup_dirs(sandbox), "the task has no cgroup")
+        # Its worker among the pool's (those wait with sandboxes of their own).
         workers = [pid for pid, argv in proc_cmdlines().items()
-                   if argv and argv[0] == bin_path("airlock-worker")]
+                   if argv and argv[0] == bin_path("airlock-worker") and sandbox in argv]
         self.assertEqual(len(workers), 1, workers)
         os.kill(workers[0], signal.SIGKILL)
         finished = [ev.finished for ev in stream if ev.WhichOneof("event") == "finished"]
@@ -118,7 +121,7 @@ class Robustness(DaemonTestCase):
         self.assertTrue(finished[0].token_revoked, self.d.logs())
         self.assertEqual(processes_with_marker(marker, settle=10), [],
                          "the sandboxed task outlived its worker")
-        self.assertEqual(self.task_cgroup_dirs(started.task_id), [], self.d.logs())
+        self.assertEqual(self.task_cgroup_dirs(sandbox), [], self.d.logs())
         self.assertFalse(introspect(self.credd, token_id=started.token_id).active)
 
     # Looks for another task's token: files in /tmp, /work and /dev/shm, a
@@ -169,6 +172,9 @@ for d in ("/tmp", "/work", "/dev/shm"):
 libc = ctypes.CDLL(None)
 shm = libc.shmget(0x41a1c0de, 4096, 0o1000 | 0o666)
 srv = socket.socket(socket.AF_UNIX); srv.bind("\\0airlock-it-planted"); srv.listen()
+# A process whose /proc/PID/environ holds the token from its execve (the
+# interpreter itself got its environment after it started).
+sleeper = subprocess.Popen(["/bin/sleep", "20"])
 env = dict(os.environ, AIRLOCK_TOKEN="other")
 env["PLANTED_BY"] = tok
 r = subprocess.run([sys.executable, "-c", sys.stdin.read()], env=env, capture_output=True,

@@ -1,0 +1,59 @@
+/*
+ * pool.h - the broker's workers. Per runtime, a warm pool of workers whose
+ * sandbox is already built and waiting for a task; each is used for one
+ * task and then gone, and a background thread builds its replacement. When
+ * none is ready (pool empty or disabled) a worker is started for the task:
+ * the cold path, the same worker, only later.
+ */
+#ifndef AIRLOCK_BROKER_POOL_H
+#define AIRLOCK_BROKER_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+struct pool;
+
+/* How many ready workers to keep for one runtime (0: cold path only). */
+struct pool_size {
+    const char *runtime;
+    uint32_t ready;
+};
+
+/* A worker handed to one task. The broker writes the Task on sock and
+ * reads its events (a Ready may come first: ignore it). */
+struct worker {
+    pid_t pid;
+    int sock;
+    char id[RANDOM_ID_LEN]; /* names the sandbox's cgroup */
+    bool warm;              /* its sandbox was ready when it was taken */
+};
+
+/* Starts the pool's thread, which builds sizes[i].ready workers for each
+ * runtime, their /work and /tmp sized disk_bytes (a sandbox's disk size is
+ * fixed when it is built: tasks granted another size take the cold path).
+ * cgroup_mode is the broker's (enum sandbox_cgroup_mode). NULL with err on
+ * failure. */
+struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t disk_bytes,
+                      const struct pool_size *sizes, size_t n, char *err, size_t errlen);
+
+/* Stops the thread and ends every waiting worker (and its sandbox). */
+void pool_free(struct pool *p);
+
+/* A worker for runtime with disk_bytes of disk: the longest-ready one of
+ * its pool, else one still being built, else a new one (cold). 0, or -1
+ * with errno. */
+int pool_take(struct pool *p, const char *runtime, uint64_t disk_bytes, struct worker *out);
+
+/* Ends a taken worker: waits up to grace_ms for it to exit (after its
+ * report), then kills it. A worker that did not report (killed, crashed,
+ * never given its task) may have left its sandbox's cgroup: removed here. */
+void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported);
+
+/* Counts for logs: workers ready and being built, over all runtimes. */
+void pool_counts(struct pool *p, uint32_t *ready, uint32_t *building);
+
+#endif
