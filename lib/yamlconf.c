@@ -465,6 +465,32 @@ void yconf_child(const struct yconf_node *map, const char *key, struct yconf_nod
     node_below(map, index, key, 0, out);
 }
 
+int yconf_entries(const struct yconf_node *n, size_t *count, char *err, size_t errlen)
+{
+    yaml_node_t *y = node_of(n);
+    if (!y)
+        return YCONF_ABSENT;
+    if (y->type != YAML_MAPPING_NODE)
+        return type_error(n, y, "a mapping", err, errlen);
+    *count = (size_t)(y->data.mapping.pairs.top - y->data.mapping.pairs.start);
+    return 0;
+}
+
+void yconf_entry(const struct yconf_node *map, size_t i, struct yconf_node *key,
+                 struct yconf_node *value)
+{
+    yaml_node_t *y = node_of(map);
+    const yaml_node_pair_t *p = NULL;
+    if (y && y->type == YAML_MAPPING_NODE &&
+        i < (size_t)(y->data.mapping.pairs.top - y->data.mapping.pairs.start))
+        p = &y->data.mapping.pairs.start[i];
+    /* Keys are scalars (checked at load); the path shows them as text. */
+    const char *name = p ? scalar_text(key_node(map, p)) : "?";
+    struct yconf_node parent = *map; /* key or value may be map */
+    node_below(&parent, p ? p->key : 0, name, 0, key);
+    node_below(&parent, p ? p->value : 0, name, 0, value);
+}
+
 int yconf_sequence(const struct yconf_node *n, size_t *count, char *err, size_t errlen)
 {
     yaml_node_t *y = node_of(n);
