@@ -58,6 +58,24 @@ static void assert_counts(struct admission *a, uint32_t running, uint32_t queued
     assert_int_equal(q, queued);
 }
 
+/* A new admission whose slots are all held by the test itself. */
+static struct admission *full(uint32_t max_running, uint32_t max_queued)
+{
+    struct admission *a = admission_new(max_running, max_queued);
+    assert_non_null(a);
+    for (uint32_t i = 0; i < max_running; i++)
+        assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
+    assert_counts(a, max_running, 0);
+    return a;
+}
+
+/* Every slot given back and nobody waiting: frees a. */
+static void drained(struct admission *a)
+{
+    assert_counts(a, 0, 0);
+    admission_free(a);
+}
+
 /* One caller on its own thread: enters, records, holds its slot until
  * released (when hold is set), leaves. */
 struct caller {
@@ -154,8 +172,7 @@ static void test_slots_cap_concurrency(void **state)
     assert_int_equal(atomic_load(&cr.refused), 0); /* the queue holds every thread */
     assert_true(atomic_load(&cr.peak) >= 1);
     assert_true(atomic_load(&cr.peak) <= SLOTS);
-    assert_counts(cr.a, 0, 0);
-    admission_free(cr.a);
+    drained(cr.a);
 }
 
 /* ---- the queue's length ---- */
@@ -163,18 +180,14 @@ static void test_slots_cap_concurrency(void **state)
 static void test_queue_full_is_immediate(void **state)
 {
     (void)state;
-    struct admission *a = admission_new(1, 2);
-    assert_non_null(a);
-    uint64_t waited = 99;
-    assert_int_equal(admission_enter(a, NULL, NULL, &waited), ADMISSION_OK);
-    assert_int_equal(waited, 0);
+    struct admission *a = full(1, 2);
     struct caller c[2] = {{.a = a}, {.a = a}};
     start(&c[0]);
     wait_counts(a, 1, 1);
     start(&c[1]);
     wait_counts(a, 1, 2);
     /* Two wait: a third is refused without waiting (a wait would hang here). */
-    waited = 99;
+    uint64_t waited = 99;
     assert_int_equal(admission_enter(a, NULL, NULL, &waited), ADMISSION_QUEUE_FULL);
     assert_int_equal(waited, 0);
     assert_counts(a, 1, 2);
@@ -183,8 +196,7 @@ static void test_queue_full_is_immediate(void **state)
     join(&c[1]);
     assert_int_equal(c[0].result, ADMISSION_OK);
     assert_int_equal(c[1].result, ADMISSION_OK);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 static void test_no_queue(void **state)
@@ -192,7 +204,9 @@ static void test_no_queue(void **state)
     (void)state;
     struct admission *a = admission_new(2, 0);
     assert_non_null(a);
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
+    uint64_t waited = 99;
+    assert_int_equal(admission_enter(a, NULL, NULL, &waited), ADMISSION_OK);
+    assert_int_equal(waited, 0);
     assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_QUEUE_FULL);
     assert_counts(a, 2, 0);
@@ -200,8 +214,7 @@ static void test_no_queue(void **state)
     assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     admission_leave(a);
     admission_leave(a);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 /* ---- order ---- */
@@ -210,13 +223,11 @@ static void test_first_come_first_served(void **state)
 {
     (void)state;
     enum { N = 6 };
-    struct admission *a = admission_new(1, N);
-    assert_non_null(a);
+    struct admission *a = full(1, N);
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     int order[N];
     size_t n_order = 0;
     struct caller c[N];
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){
             .a = a, .id = i, .order = order, .order_lock = &lock, .n_order = &n_order};
@@ -231,19 +242,16 @@ static void test_first_come_first_served(void **state)
     assert_int_equal(n_order, N);
     for (int i = 0; i < N; i++)
         assert_int_equal(order[i], i);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 /* A newcomer does not overtake a waiter: a freed slot goes to the queue. */
 static void test_newcomer_queues_behind_waiters(void **state)
 {
     (void)state;
-    struct admission *a = admission_new(1, 4);
-    assert_non_null(a);
+    struct admission *a = full(1, 4);
     atomic_int admitted = 0;
     struct caller c = {.a = a, .hold = true, .admitted = &admitted};
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     start(&c);
     wait_counts(a, 1, 1);
     admission_leave(a); /* handed to c, not freed */
@@ -255,8 +263,7 @@ static void test_newcomer_queues_behind_waiters(void **state)
     wait_atleast(&admitted, 1);
     atomic_store(&c.release, true);
     join(&c);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 /* ---- giving up ---- */
@@ -264,11 +271,9 @@ static void test_newcomer_queues_behind_waiters(void **state)
 static void test_give_up_leaves_the_queue(void **state)
 {
     (void)state;
-    struct admission *a = admission_new(1, 4);
-    assert_non_null(a);
+    struct admission *a = full(1, 4);
     struct caller front = {.a = a, .give_up = caller_give_up};
     struct caller behind = {.a = a};
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     start(&front);
     wait_counts(a, 1, 1);
     start(&behind);
@@ -284,18 +289,15 @@ static void test_give_up_leaves_the_queue(void **state)
     admission_leave(a);
     join(&behind);
     assert_int_equal(behind.result, ADMISSION_OK);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 static void test_give_up_before_sleeping(void **state)
 {
     (void)state;
-    struct admission *a = admission_new(1, 4);
-    assert_non_null(a);
+    struct admission *a = full(1, 4);
     struct caller c = {.a = a};
     atomic_store(&c.quit, true);
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     assert_int_equal(admission_enter(a, caller_give_up, &c, NULL), ADMISSION_GAVE_UP);
     assert_int_equal(atomic_load(&c.give_ups), 1);
     assert_counts(a, 1, 0);
@@ -304,8 +306,7 @@ static void test_give_up_before_sleeping(void **state)
     assert_int_equal(admission_enter(a, caller_give_up, &c, NULL), ADMISSION_OK);
     assert_int_equal(atomic_load(&c.give_ups), 1);
     admission_leave(a);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 /* A slot handed to a waiter while it was deciding to give up goes on to
@@ -327,11 +328,9 @@ static bool leave_then_give_up(void *ctx)
 static void test_give_up_passes_on_a_handed_slot(void **state)
 {
     (void)state;
-    struct admission *a = admission_new(1, 4);
-    assert_non_null(a);
+    struct admission *a = full(1, 4);
     struct handover h = {.c = {.a = a, .give_up = leave_then_give_up}};
     struct caller behind = {.a = a, .hold = true};
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     assert_int_equal(pthread_create(&h.c.thread, NULL, caller_main, &h), 0);
     wait_counts(a, 1, 1);
     start(&behind);
@@ -343,8 +342,7 @@ static void test_give_up_passes_on_a_handed_slot(void **state)
     atomic_store(&behind.release, true);
     join(&behind);
     assert_int_equal(behind.result, ADMISSION_OK);
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 /* ---- waking ---- */
@@ -353,11 +351,9 @@ static void test_leave_wakes_exactly_one(void **state)
 {
     (void)state;
     enum { N = 3 };
-    struct admission *a = admission_new(1, N);
-    assert_non_null(a);
+    struct admission *a = full(1, N);
     atomic_int admitted = 0;
     struct caller c[N];
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.a = a, .id = i, .hold = true, .admitted = &admitted};
         start(&c[i]);
@@ -378,19 +374,15 @@ static void test_leave_wakes_exactly_one(void **state)
         join(&c[i]);
         assert_int_equal(c[i].result, ADMISSION_OK);
     }
-    assert_counts(a, 0, 0);
-    admission_free(a);
+    drained(a);
 }
 
 static void test_shutdown_wakes_all(void **state)
 {
     (void)state;
     enum { N = 4 };
-    struct admission *a = admission_new(2, 8);
-    assert_non_null(a);
+    struct admission *a = full(2, 8);
     struct caller c[N];
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
-    assert_int_equal(admission_enter(a, NULL, NULL, NULL), ADMISSION_OK);
     for (int i = 0; i < N; i++) {
         c[i] = (struct caller){.a = a, .id = i, .give_up = i % 2 ? caller_give_up : NULL};
         start(&c[i]);

@@ -23,6 +23,11 @@ static void assert_has(const char *text, const char *want)
         fail_msg("\"%s\" does not contain \"%s\"", text, want);
 }
 
+/* An input and what the error says of it. */
+struct example {
+    const char *input, *want;
+};
+
 /* A settings file on disk for one test. */
 struct file {
     char path[64];
@@ -50,6 +55,23 @@ static int load(struct broker_settings *s, struct file *f, const char *text, cha
     return rc;
 }
 
+/* Loads text over the defaults, which must succeed. */
+static void load_ok(struct broker_settings *s, const char *text)
+{
+    struct file f;
+    char err[512];
+    if (load(s, &f, text, err, sizeof err) != 0)
+        fail_msg("load failed: %s", err);
+}
+
+/* The ready workers of both runtimes are these. */
+static void assert_pool(const struct broker_settings *s, uint32_t sh, uint32_t python3)
+{
+    assert_int_equal(broker_settings_pool_ready(s, "sh"), sh);
+    assert_int_equal(broker_settings_pool_ready(s, "python3"), python3);
+    assert_int_equal(s->n_pool, 2);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -62,8 +84,7 @@ static void test_defaults(void **state)
     assert_int_equal(s.pool[0].ready, 2);
     assert_string_equal(s.pool[1].runtime, "python3");
     assert_int_equal(s.pool[1].ready, 2);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 2);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 2);
+    assert_pool(&s, 2, 2);
     assert_int_equal(broker_settings_pool_ready(&s, "ruby"), 0);
     broker_settings_free(&s);
 }
@@ -72,38 +93,29 @@ static void test_file_values(void **state)
 {
     (void)state;
     struct broker_settings s;
-    struct file f;
-    char err[512];
-
-    assert_int_equal(load(&s, &f, "queue: 0\npool: {python3: 0, sh: 256}\n", err, sizeof err), 0);
+    load_ok(&s, "queue: 0\npool: {python3: 0, sh: 256}\n");
     assert_int_equal(s.queue_len, 0);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 256);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 0);
-    assert_int_equal(s.n_pool, 2);
+    assert_pool(&s, 256, 0);
     broker_settings_free(&s);
 
     /* A runtime the file leaves out keeps its default. */
-    assert_int_equal(load(&s, &f, "queue: 65536\npool:\n  sh: 5\n", err, sizeof err), 0);
+    load_ok(&s, "queue: 65536\npool:\n  sh: 5\n");
     assert_int_equal(s.queue_len, 65536);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 5);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 2);
+    assert_pool(&s, 5, 2);
     broker_settings_free(&s);
 
     /* Neither key: the defaults. An empty mapping too. */
-    assert_int_equal(load(&s, &f, "max_tasks: 4\npool: {}\n", err, sizeof err), 0);
+    load_ok(&s, "max_tasks: 4\npool: {}\n");
     assert_int_equal(s.max_tasks, 4);
     assert_int_equal(s.queue_len, 64);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 2);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 2);
+    assert_pool(&s, 2, 2);
     broker_settings_free(&s);
 }
 
 static void test_file_errors(void **state)
 {
     (void)state;
-    static const struct {
-        const char *text, *want;
-    } cases[] = {
+    static const struct example cases[] = {
         {"pool:\n  sh: 1\n  ruby: 2\n", ":3: pool.ruby: unknown runtime \"ruby\""},
         {"pool: {\"\": 1}\n", ":1: pool.: expected a string of 1..64 characters"},
         {"pool: {sh: 257}\n", ":1: pool.sh: expected an integer 0..256, got \"257\""},
@@ -121,7 +133,7 @@ static void test_file_errors(void **state)
         struct broker_settings s;
         struct file f;
         char err[512], want[600];
-        assert_int_equal(load(&s, &f, cases[i].text, err, sizeof err), -1);
+        assert_int_equal(load(&s, &f, cases[i].input, err, sizeof err), -1);
         snprintf(want, sizeof want, "%s%s", f.path, cases[i].want);
         assert_has(err, want);
         broker_settings_free(&s);
@@ -132,25 +144,19 @@ static void test_pool_flag(void **state)
 {
     (void)state;
     struct broker_settings s;
-    struct file f;
     char err[512];
 
     /* Over the file, per runtime; the later flag wins. */
-    assert_int_equal(load(&s, &f, "pool: {sh: 1, python3: 7}\n", err, sizeof err), 0);
+    load_ok(&s, "pool: {sh: 1, python3: 7}\n");
     assert_int_equal(broker_settings_pool_flag(&s, "sh=5", err, sizeof err), 0);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 5);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 7);
+    assert_pool(&s, 5, 7);
     assert_int_equal(broker_settings_pool_flag(&s, "python3=0", err, sizeof err), 0);
     assert_int_equal(broker_settings_pool_flag(&s, "sh=256", err, sizeof err), 0);
     assert_int_equal(broker_settings_pool_flag(&s, "sh=3", err, sizeof err), 0);
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 3);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 0);
-    assert_int_equal(s.n_pool, 2);
+    assert_pool(&s, 3, 0);
 
     /* Bad flags change nothing. */
-    static const struct {
-        const char *arg, *want;
-    } bad[] = {
+    static const struct example bad[] = {
         {"ruby=1", "--pool: unknown runtime \"ruby\""},
         {"a-runtime-name-far-too-long=1", "--pool: unknown runtime \"a-runtime-name-far-too-long\""},
         {"sh", "--pool: expected RUNTIME=N with N 0..256, got \"sh\""},
@@ -162,12 +168,10 @@ static void test_pool_flag(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        assert_int_equal(broker_settings_pool_flag(&s, bad[i].arg, err, sizeof err), -1);
+        assert_int_equal(broker_settings_pool_flag(&s, bad[i].input, err, sizeof err), -1);
         assert_has(err, bad[i].want);
     }
-    assert_int_equal(broker_settings_pool_ready(&s, "sh"), 3);
-    assert_int_equal(broker_settings_pool_ready(&s, "python3"), 0);
-    assert_int_equal(s.n_pool, 2);
+    assert_pool(&s, 3, 0);
     broker_settings_free(&s);
 }
 
