@@ -13,6 +13,7 @@
 
 void broker_settings_init(struct broker_settings *s)
 {
+    static const struct pool_setting default_pool[] = {{"sh", 2}, {"python3", 2}};
     memset(s, 0, sizeof *s);
     s->cfg = (struct broker_config){
         .trust_domain = "airlock.local",
@@ -27,6 +28,9 @@ void broker_settings_init(struct broker_settings *s)
         .token_skew_s = 30,
     };
     s->max_tasks = 32;
+    s->queue_len = 64;
+    memcpy(s->pool, default_pool, sizeof default_pool);
+    s->n_pool = sizeof default_pool / sizeof default_pool[0];
     s->cgroup_mode = SANDBOX_CGROUP_AUTO;
     s->audit.checkpoint_interval_s = AUDIT_DEFAULT_CHECKPOINT_S;
 }
@@ -120,6 +124,74 @@ static int load_credd(struct broker_settings *s, const struct yconf_node *root, 
     return 0;
 }
 
+/* Sets runtime's ready workers, adding the runtime if new. -1 when the
+ * sandbox does not know the runtime. */
+static int pool_set(struct broker_settings *s, const char *runtime, uint32_t ready)
+{
+    if (!sandbox_runtime_known(runtime) || strlen(runtime) >= sizeof s->pool[0].runtime)
+        return -1;
+    for (size_t i = 0; i < s->n_pool; i++)
+        if (strcmp(s->pool[i].runtime, runtime) == 0) {
+            s->pool[i].ready = ready;
+            return 0;
+        }
+    if (s->n_pool == BROKER_POOL_MAX_RUNTIMES)
+        return -1;
+    struct pool_setting *p = &s->pool[s->n_pool++];
+    memcpy(p->runtime, runtime, strlen(runtime) + 1);
+    p->ready = ready;
+    return 0;
+}
+
+uint32_t broker_settings_pool_ready(const struct broker_settings *s, const char *runtime)
+{
+    for (size_t i = 0; i < s->n_pool; i++)
+        if (strcmp(s->pool[i].runtime, runtime) == 0)
+            return s->pool[i].ready;
+    return 0;
+}
+
+int broker_settings_pool_flag(struct broker_settings *s, const char *arg, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    uint64_t ready;
+    char runtime[sizeof s->pool[0].runtime];
+    if (!eq || eq == arg || parse_u64_range(eq + 1, 0, BROKER_POOL_MAX_READY, &ready) != 0)
+        return err_set(err, errlen, "--pool: expected RUNTIME=N with N 0..%d, got \"%s\"",
+                       BROKER_POOL_MAX_READY, arg);
+    size_t len = (size_t)(eq - arg);
+    if (len < sizeof runtime) {
+        memcpy(runtime, arg, len);
+        runtime[len] = '\0';
+    }
+    if (len >= sizeof runtime || pool_set(s, runtime, (uint32_t)ready) != 0)
+        return err_set(err, errlen, "--pool: unknown runtime \"%.*s\"", (int)len, arg);
+    return 0;
+}
+
+/* pool: {RUNTIME: N, ...}, each over its default; other runtimes keep theirs. */
+static int load_pool(struct broker_settings *s, const struct yconf_node *root, char *err,
+                     size_t errlen)
+{
+    struct yconf_node n, key, value;
+    size_t count = 0;
+    yconf_child(root, "pool", &n);
+    int rc = yconf_entries(&n, &count, err, errlen);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *runtime;
+        uint64_t ready;
+        yconf_entry(&n, i, &key, &value);
+        if (yconf_string(&key, 64, &runtime, err, errlen) != 0 ||
+            yconf_u64(&value, 0, BROKER_POOL_MAX_READY, &ready, err, errlen) != 0)
+            return -1;
+        if (pool_set(s, runtime, (uint32_t)ready) != 0)
+            return yconf_error(&key, err, errlen, "unknown runtime \"%s\"", runtime);
+    }
+    return 0;
+}
+
 /* The machine caps. Same ranges as the flags. */
 static int load_limits(struct broker_settings *s, const struct yconf_node *root, char *err,
                        size_t errlen)
@@ -149,7 +221,7 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
     static const char *const known[] = {
         "trust_domain", "listen",    "tls",          "credd",  "state_dir",       "worker",
         "max_tasks",    "cgroup",    "token_skew_s", "limits", "unix_identities", "policy",
-        "audit",        NULL};
+        "audit",        "queue",     "pool",         NULL};
     static const char *const audit_extra[] = {"keep_code", NULL};
     if (yconf_load_file(path, 0, &s->conf, err, errlen) < 0)
         return -1;
@@ -163,6 +235,8 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
         yconf_opt_string(&root, "state_dir", &s->state_dir, err, errlen) < 0 ||
         yconf_opt_string(&root, "worker", &s->worker, err, errlen) < 0 ||
         yconf_opt_u64(&root, "max_tasks", 1, 4096, &s->max_tasks, err, errlen) < 0 ||
+        opt_u32(&root, "queue", 0, BROKER_QUEUE_MAX, &s->queue_len, err, errlen) < 0 ||
+        load_pool(s, &root, err, errlen) < 0 ||
         opt_u32(&root, "token_skew_s", 0, 3600, &s->cfg.token_skew_s, err, errlen) < 0 ||
         load_limits(s, &root, err, errlen) < 0)
         return -1;

@@ -11,6 +11,8 @@
  *   state_dir: /var/lib/airlock/broker
  *   worker: /usr/lib/airlock/airlock-worker
  *   max_tasks: 32
+ *   queue: 64                # requests that may wait for a task slot; 0: none wait
+ *   pool: {sh: 2, python3: 2}  # ready workers kept per runtime; 0: cold start
  *   cgroup: auto
  *   token_skew_s: 30
  *   limits: {default_timeout_ms: 10000, timeout_ms: 300000, memory_mb: 512, cpu_ms: 60000,
@@ -34,6 +36,16 @@
 #include "tls.h"
 #include "yamlconf.h"
 
+#define BROKER_POOL_MAX_RUNTIMES 8
+#define BROKER_POOL_MAX_READY 256
+#define BROKER_QUEUE_MAX 65536
+
+/* Pre-built workers the broker keeps ready for one runtime. */
+struct pool_setting {
+    char runtime[16];
+    uint32_t ready; /* 0: no pool, each task starts its worker cold */
+};
+
 struct broker_settings {
     struct broker_config cfg;   /* what execute.c reads (limits are the machine's caps) */
     const char *socket_path;    /* listen.unix; NULL: none */
@@ -43,6 +55,9 @@ struct broker_settings {
     const char *state_dir;
     const char *worker;         /* NULL: airlock-worker beside the broker */
     uint64_t max_tasks;
+    uint32_t queue_len;         /* requests that may wait for one of max_tasks' slots */
+    struct pool_setting pool[BROKER_POOL_MAX_RUNTIMES]; /* one per runtime named */
+    size_t n_pool;
     uint32_t cgroup_mode;       /* enum sandbox_cgroup_mode */
     struct audit_settings audit;
     bool audit_keep_code;       /* audit.keep_code */
@@ -55,6 +70,13 @@ void broker_settings_init(struct broker_settings *s);
 
 /* "auto", "v1", "v2" or "none" to enum sandbox_cgroup_mode. 0 or -1. */
 int broker_parse_cgroup_mode(const char *name, uint32_t *out);
+
+/* --pool RUNTIME=N over s: N ready workers for RUNTIME (0..256), later wins.
+ * 0, or -1 with err naming what is wrong. */
+int broker_settings_pool_flag(struct broker_settings *s, const char *arg, char *err, size_t errlen);
+
+/* Ready workers wanted for runtime (0 when none is set). */
+uint32_t broker_settings_pool_ready(const struct broker_settings *s, const char *runtime);
 
 /* Applies the file at path over s. 0, or -1 with "FILE:LINE: key: why". */
 int broker_settings_load(struct broker_settings *s, const char *path, char *err, size_t errlen);

@@ -44,6 +44,10 @@ static const char usage[] =
     "  --trust-domain TD      SPIFFE trust domain (default airlock.local)\n"
     "  --worker PATH          worker executable (default: airlock-worker beside this program)\n"
     "  --max-tasks N          concurrent tasks (default 32)\n"
+    "  --queue N              requests that may wait for a task slot, each up to its\n"
+    "                         deadline; past N, RESOURCE_EXHAUSTED (0..65536, default 64)\n"
+    "  --pool RUNTIME=N       workers kept ready for RUNTIME, 0..256, 0: each task starts\n"
+    "                         its worker cold; repeatable (pool.*; default sh=2, python3=2)\n"
     "  --cgroup MODE          auto (v2 if usable, else v1), v1, v2, or none: rlimits\n"
     "                         only, no memory/CPU bound on the task's tree (default auto;\n"
     "                         the broker refuses to start when the mode is unusable)\n"
@@ -87,6 +91,8 @@ static const struct option opts[] = {
     {"trust-domain", required_argument, NULL, 't'},
     {"worker", required_argument, NULL, 'w'},
     {"max-tasks", required_argument, NULL, 'n'},
+    {"queue", required_argument, NULL, 'Q'},
+    {"pool", required_argument, NULL, 'P'},
     {"default-timeout-ms", required_argument, NULL, 'T'},
     {"max-timeout-ms", required_argument, NULL, 'X'},
     {"memory-mb", required_argument, NULL, 'm'},
@@ -107,6 +113,13 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
 {
     struct broker_config *c = &s->cfg;
     uint64_t v = 0;
+    if (opt == 'P') { /* its message names the runtime */
+        char err[256];
+        if (broker_settings_pool_flag(s, arg, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "airlock-broker: %s\n", err);
+        return -1;
+    }
     int bad = 0, audit = audit_settings_flag(&s->audit, opt, arg);
     if (audit)
         bad = audit < 0;
@@ -122,6 +135,7 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
     case 't': c->trust_domain = arg; break;
     case 'w': s->worker = arg; break;
     case 'n': bad = parse_u64_range(arg, 1, 4096, &s->max_tasks); break;
+    case 'Q': bad = parse_u64_range(arg, 0, BROKER_QUEUE_MAX, &v); s->queue_len = (uint32_t)v; break;
     case 'T': bad = parse_u64_range(arg, 1, 3600000, &v); c->default_timeout_ms = (uint32_t)v; break;
     case 'X': bad = parse_u64_range(arg, 1, 3600000, &v); c->max_timeout_ms = (uint32_t)v; break;
     case 'm': bad = parse_u64_range(arg, 16, 1 << 20, &v); c->memory_bytes = v << 20; break;
@@ -209,6 +223,10 @@ static int check_config(const struct broker_settings *s, const struct policy *p)
     printf("%s: valid; trust domain %s; %zu policy rule%s\n",
            s->config_path ? s->config_path : "built-in configuration", s->cfg.trust_domain,
            policy_rule_count(p), policy_rule_count(p) == 1 ? "" : "s");
+    printf("tasks %llu, queue %u; ready workers:", (unsigned long long)s->max_tasks, s->queue_len);
+    for (size_t i = 0; i < s->n_pool; i++)
+        printf(" %s %u", s->pool[i].runtime, s->pool[i].ready);
+    printf("\n");
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -317,9 +335,11 @@ int main(int argc, char **argv)
                    broker.audit, (unsigned)s.audit.checkpoint_interval_s, broker_sign_checkpoint,
                    &broker, err, sizeof err)))
         log_error("audit: %s", err);
-    /* A few calls beyond max_tasks, so audit reads are not crowded out. */
+    /* Queued callers hold a handler thread too; a few calls beyond those, so
+     * audit reads are not crowded out. */
     else if (!broker.inflight ||
-             !(server = rpc_server_new(methods, nmethods, (int)s.max_tasks + 8)))
+             !(server = rpc_server_new(methods, nmethods,
+                                       (int)(s.max_tasks + s.queue_len) + 8)))
         log_error("cannot create server");
     else {
         log_info("credd %s, worker %s, %s, %zu policy rules", cfg->credd_address, cfg->worker_exe,

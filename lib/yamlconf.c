@@ -465,22 +465,57 @@ void yconf_child(const struct yconf_node *map, const char *key, struct yconf_nod
     node_below(map, index, key, 0, out);
 }
 
-int yconf_sequence(const struct yconf_node *n, size_t *count, char *err, size_t errlen)
+/* Items of a list, entries of a mapping; 0 for anything else. */
+static size_t size_of(const yaml_node_t *y)
+{
+    if (y && y->type == YAML_SEQUENCE_NODE)
+        return (size_t)(y->data.sequence.items.top - y->data.sequence.items.start);
+    if (y && y->type == YAML_MAPPING_NODE)
+        return (size_t)(y->data.mapping.pairs.top - y->data.mapping.pairs.start);
+    return 0;
+}
+
+/* n must be a list or a mapping (type); *count is its size. */
+static int collection(const struct yconf_node *n, yaml_node_type_t type, size_t *count, char *err,
+                      size_t errlen)
 {
     yaml_node_t *y = node_of(n);
     if (!y)
         return YCONF_ABSENT;
-    if (y->type != YAML_SEQUENCE_NODE)
-        return type_error(n, y, "a list", err, errlen);
-    *count = (size_t)(y->data.sequence.items.top - y->data.sequence.items.start);
+    if (y->type != type)
+        return type_error(n, y, type == YAML_MAPPING_NODE ? "a mapping" : "a list", err, errlen);
+    *count = size_of(y);
     return 0;
+}
+
+int yconf_entries(const struct yconf_node *n, size_t *count, char *err, size_t errlen)
+{
+    return collection(n, YAML_MAPPING_NODE, count, err, errlen);
+}
+
+void yconf_entry(const struct yconf_node *map, size_t i, struct yconf_node *key,
+                 struct yconf_node *value)
+{
+    yaml_node_t *y = node_of(map);
+    const yaml_node_pair_t *p = NULL;
+    if (y && y->type == YAML_MAPPING_NODE && i < size_of(y))
+        p = &y->data.mapping.pairs.start[i];
+    /* Keys are scalars (checked at load); the path shows them as text. */
+    const char *name = p ? scalar_text(key_node(map, p)) : "?";
+    struct yconf_node parent = *map; /* key or value may be map */
+    node_below(&parent, p ? p->key : 0, name, 0, key);
+    node_below(&parent, p ? p->value : 0, name, 0, value);
+}
+
+int yconf_sequence(const struct yconf_node *n, size_t *count, char *err, size_t errlen)
+{
+    return collection(n, YAML_SEQUENCE_NODE, count, err, errlen);
 }
 
 void yconf_item(const struct yconf_node *seq, size_t i, struct yconf_node *out)
 {
     yaml_node_t *y = node_of(seq);
-    bool ok = y && y->type == YAML_SEQUENCE_NODE &&
-              i < (size_t)(y->data.sequence.items.top - y->data.sequence.items.start);
+    bool ok = y && y->type == YAML_SEQUENCE_NODE && i < size_of(y);
     node_below(seq, ok ? y->data.sequence.items.start[i] : 0, NULL, i, out);
 }
 
@@ -565,7 +600,7 @@ int yconf_bool(const struct yconf_node *n, bool *out, char *err, size_t errlen)
 int yconf_strings(const struct yconf_node *n, size_t maxlen, size_t max_items, const char ***out,
                   size_t *count, char *err, size_t errlen)
 {
-    size_t len;
+    size_t len = 0;
     int rc = yconf_sequence(n, &len, err, errlen);
     if (rc != 0)
         return rc;

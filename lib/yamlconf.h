@@ -64,6 +64,13 @@ int yconf_required(const struct yconf_node *n, char *err, size_t errlen);
 int yconf_mapping(const struct yconf_node *n, const char *const *known, char *err, size_t errlen);
 /* The value of key in a mapping; absent when the key (or the mapping) is. */
 void yconf_child(const struct yconf_node *map, const char *key, struct yconf_node *out);
+/* A mapping whose keys are data (runtime: count): n must be a mapping;
+ * *count is its number of keys. Entries: yconf_entry, 0-based, in file
+ * order. The key node is a scalar to check with yconf_string; both nodes are
+ * named map.KEY. Past the end, both are absent. */
+int yconf_entries(const struct yconf_node *n, size_t *count, char *err, size_t errlen);
+void yconf_entry(const struct yconf_node *map, size_t i, struct yconf_node *key,
+                 struct yconf_node *value);
 
 /* n must be a sequence; *count is its length. Items: yconf_item, 0-based. */
 int yconf_sequence(const struct yconf_node *n, size_t *count, char *err, size_t errlen);

@@ -365,6 +365,9 @@ class ConfigFiles(unittest.TestCase):
                     "    runtimes: [sh]\n    limits: {memory_mb: 100000}\n", ":8:",
              "exceeds"),
             (base + "cgroup: v3\n", ":4:", "cgroup"),
+            (base + "queue: 65537\n", ":4:", "queue: expected an integer 0..65536"),
+            (base + "pool:\n  sh: 1\n  cobol: 2\n", ":6:", 'pool.cobol: unknown runtime "cobol"'),
+            (base + "pool: {sh: 257}\n", ":4:", "pool.sh: expected an integer 0..256"),
         ]
         for text, line, needle in cases:
             with self.subTest(needle):
@@ -379,6 +382,23 @@ class ConfigFiles(unittest.TestCase):
         rc, out, _ = self.check("airlock-broker", base, "--trust-domain", "flag.example")
         self.assertEqual(rc, 0, out)
         self.assertIn("trust domain flag.example", out)
+        # The queue and the warm pool: defaults, the file, flags over both.
+        rc, out, _ = self.check("airlock-broker", base)
+        self.assertIn("queue 64; ready workers: sh 2 python3 2", out)
+        rc, out, _ = self.check("airlock-broker", base + "queue: 5\npool: {python3: 0}\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("queue 5; ready workers: sh 2 python3 0", out)
+        rc, out, _ = self.check("airlock-broker", base + "queue: 5\npool: {python3: 0}\n",
+                                "--queue", "0", "--pool", "python3=4", "--pool", "sh=9",
+                                "--pool", "sh=1")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("queue 0; ready workers: sh 1 python3 4", out)
+        for flags, needle in [(["--pool", "cobol=1"], 'unknown runtime "cobol"'),
+                              (["--pool", "sh=257"], "expected RUNTIME=N"),
+                              (["--queue", "65537"], "--queue")]:
+            rc, out, _ = self.check("airlock-broker", base, *flags)
+            self.assertEqual(rc, 64, out)
+            self.assertIn(needle, out)
         # TCP without TLS files is refused: there is no plaintext TCP.
         rc, out, _ = self.check("airlock-broker", base + "listen: {tcp: '127.0.0.1:1'}\n")
         self.assertEqual(rc, 78, out)

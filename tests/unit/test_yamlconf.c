@@ -3,7 +3,7 @@
  * (lib/yamlconf.c): typed getters and their ranges, the exact
  * "FILE:LINE: path: message" of every error, what loading refuses (syntax,
  * anchors, aliases, tags, second documents, duplicate keys, depth, size),
- * empty files, and files on disk.
+ * empty files, files on disk, and mappings walked entry by entry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -502,6 +502,53 @@ static void test_error_helper(void **state)
     yconf_free(c);
 }
 
+/* Mappings whose keys are data: walked in file order, named map.KEY. */
+static void test_entries(void **state)
+{
+    (void)state;
+    const char *text = "pool:\n  sh: 2\n  \"py\": 3\nempty: {}\nlist: [1]\n";
+    struct yconf *c = load(text);
+    struct yconf_node root, n, key, value;
+    char err[512] = "";
+    const char *s;
+    uint64_t v;
+    size_t count = 99;
+    yconf_root(c, &root);
+    yconf_child(&root, "pool", &n);
+    assert_int_equal(yconf_entries(&n, &count, err, sizeof err), 0);
+    assert_int_equal(count, 2);
+    yconf_entry(&n, 1, &key, &value);
+    assert_string_equal(key.path, "pool.py");
+    assert_string_equal(value.path, "pool.py");
+    assert_int_equal(key.line, 3);
+    assert_int_equal(yconf_string(&key, 8, &s, err, sizeof err), 0);
+    assert_string_equal(s, "py");
+    assert_int_equal(yconf_u64(&value, 0, 9, &v, err, sizeof err), 0);
+    assert_int_equal(v, 3);
+    yconf_entry(&n, 0, &key, &value);
+    assert_int_equal(yconf_string(&key, 8, &s, err, sizeof err), 0);
+    assert_string_equal(s, "sh");
+    assert_int_equal(yconf_u64(&value, 0, 9, &v, err, sizeof err), 0);
+    assert_int_equal(v, 2);
+    yconf_entry(&n, 2, &key, &value); /* past the end: absent */
+    assert_false(yconf_present(&key));
+    assert_false(yconf_present(&value));
+    /* The output may be the mapping itself. */
+    yconf_entry(&n, 0, &key, &n);
+    assert_string_equal(n.path, "pool.sh");
+    assert_int_equal(yconf_u64(&n, 0, 9, &v, err, sizeof err), 0);
+
+    yconf_child(&root, "empty", &n);
+    assert_int_equal(yconf_entries(&n, &count, err, sizeof err), 0);
+    assert_int_equal(count, 0);
+    yconf_child(&root, "nothing", &n);
+    assert_int_equal(yconf_entries(&n, &count, err, sizeof err), YCONF_ABSENT);
+    yconf_child(&root, "list", &n);
+    assert_int_equal(yconf_entries(&n, &count, err, sizeof err), -1);
+    assert_string_equal(err, "b.yaml:5: list: expected a mapping, got a list");
+    yconf_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_bools_and_strings),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_entries),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_refused_constructs),
