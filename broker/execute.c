@@ -2,7 +2,8 @@
  * execute.c - airlock.v1.Broker/Execute.
  *
  *   caller ─▶ identify (mTLS SVID, or SO_PEERCRED → SPIFFE ID) ─▶ validate
- *          ─▶ policy (deny by default) ─▶ per-identity concurrency ─▶ credd Mint
+ *          ─▶ policy (deny by default) ─▶ per-identity concurrency
+ *          ─▶ a task slot (or a bounded wait for one) ─▶ credd Mint
  *          ─▶ a worker from the pool (sandbox built, waiting) or a new one
  *          ─▶ Task over its socketpair ─▶ Started
  *          ─▶ relay stdout/stderr ─▶ Usage ─▶ revoke ─▶ Finished
@@ -33,6 +34,7 @@
 #include "airlock/internal/v1/worker.pb-c.h"
 #include "airlock/v1/broker.pb-c.h"
 #include "airlock/v1/credentials.pb-c.h"
+#include "admission.h"
 #include "audit_rpc.h"
 #include "frame.h"
 #include "inflight.h"
@@ -528,7 +530,44 @@ static void record_decision(struct task *t, const Airlock__V1__ExecuteRequest *r
         log_error("audit: cannot record a policy decision: %s", f ? err : "out of memory");
 }
 
-/* Runs an allowed request within its identity's concurrency cap. */
+static bool caller_gone(void *call)
+{
+    return rpc_call_cancelled(call);
+}
+
+/* Waits for one of the broker's task slots (admission.h): refused at once
+ * when the queue is full, given up when the caller leaves. */
+static grpc_status_code take_slot(struct task *t)
+{
+    uint64_t waited = 0;
+    enum admission_result ar =
+        admission_enter(t->broker->admission, caller_gone, t->call, &waited);
+    if (ar == ADMISSION_OK) {
+        if (waited)
+            log_info("task %s waited %llu ms for a slot", t->id, (unsigned long long)waited);
+        return GRPC_STATUS_OK;
+    }
+    uint32_t running = 0, queued = 0;
+    admission_counts(t->broker->admission, &running, &queued);
+    const struct broker_config *cfg = t->broker->config;
+    log_warn("task %s: no slot (%s): %u running, %u waiting", t->id,
+             ar == ADMISSION_QUEUE_FULL ? "queue full" : ar == ADMISSION_GAVE_UP ? "caller left"
+                                                                              : "shutting down",
+             running, queued);
+    if (ar == ADMISSION_QUEUE_FULL)
+        return rpc_call_fail(t->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                             "broker busy: %u tasks running (max_tasks %u) and %u waiting "
+                             "(queue %u); nothing was run",
+                             running, cfg->max_tasks, queued, cfg->queue_len);
+    if (ar == ADMISSION_GAVE_UP)
+        return rpc_call_fail(t->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                             "no task slot came free before the caller left (waited %llu ms)",
+                             (unsigned long long)waited);
+    return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "broker shutting down");
+}
+
+/* Runs an allowed request within its identity's concurrency cap and the
+ * broker's task slots. */
 static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__ExecuteRequest *req,
                                       const struct policy_decision *d)
 {
@@ -545,6 +584,10 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
                                  "%s already has %u tasks running; rule \"%s\" allows %u at once",
                                  t->subject, running, d->rule_name, d->max_concurrent);
         return rpc_call_fail(t->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "broker busy");
+    }
+    if ((rc = take_slot(t)) != GRPC_STATUS_OK) {
+        inflight_release(t->broker->inflight, t->subject);
+        return rc;
     }
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
@@ -565,6 +608,7 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
         protobuf_c_message_free_unpacked(&t->token->base, NULL);
         json_decref(t->record);
     }
+    admission_leave(t->broker->admission);
     inflight_release(t->broker->inflight, t->subject);
     return rc;
 }

@@ -30,10 +30,13 @@ struct broker_config {
     uint32_t open_files;
     uint32_t cgroup_mode;    /* enum sandbox_cgroup_mode in use (V1, V2 or NONE) */
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
+    uint32_t max_tasks;     /* task slots (admission) */
+    uint32_t queue_len;     /* callers that may wait for one */
 };
 
 struct audit_log;
 struct pool;
+struct admission;
 
 struct broker {
     const struct broker_config *config;
@@ -41,6 +44,7 @@ struct broker {
     struct inflight *inflight;   /* tasks per identity, for policy's max_concurrent */
     struct rpc_channel *credd;
     struct pool *pool;           /* workers, warm or cold */
+    struct admission *admission; /* task slots and the queue for them */
     struct audit_log *audit;     /* the broker's chain */
     bool audit_keep_code;        /* code bodies go into execute.start */
 };

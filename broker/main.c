@@ -19,6 +19,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "execute.h"
+#include "admission.h"
 #include "inflight.h"
 #include "pool.h"
 #include "policy.h"
@@ -309,11 +310,14 @@ int main(int argc, char **argv)
 
     grpc_init();
     broker.inflight = inflight_new((size_t)s.max_tasks);
-    static const struct pool_size pool_sizes[] = {{"sh", 2}, {"python3", 2}};
-    if (!(broker.pool = pool_new(cfg->worker_exe, cfg->cgroup_mode, cfg->disk_bytes, pool_sizes,
-                                 2, err, sizeof err))) {
+    cfg->max_tasks = (uint32_t)s.max_tasks;
+    cfg->queue_len = s.queue_len;
+    broker.admission = admission_new(cfg->max_tasks, cfg->queue_len);
+    if (!(broker.pool = pool_new(cfg->worker_exe, cfg->cgroup_mode, cfg->disk_bytes, s.pool,
+                                 s.n_pool, err, sizeof err))) {
         log_error("%s", err);
         inflight_free(broker.inflight);
+        admission_free(broker.admission);
         grpc_shutdown();
         goto out;
     }
@@ -337,18 +341,24 @@ int main(int argc, char **argv)
         log_error("audit: %s", err);
     /* Queued callers hold a handler thread too; a few calls beyond those, so
      * audit reads are not crowded out. */
-    else if (!broker.inflight ||
+    else if (!broker.inflight || !broker.admission ||
              !(server = rpc_server_new(methods, nmethods,
                                        (int)(s.max_tasks + s.queue_len) + 8)))
         log_error("cannot create server");
     else {
         log_info("credd %s, worker %s, %s, %zu policy rules", cfg->credd_address, cfg->worker_exe,
                  s.config_path ? s.config_path : "built-in policy", policy_rule_count(policy));
+        log_info("%u task slots, queue %u; ready workers: sh %u, python3 %u", cfg->max_tasks,
+                 cfg->queue_len, broker_settings_pool_ready(&s, "sh"),
+                 broker_settings_pool_ready(&s, "python3"));
         const struct daemon_listeners listeners = {s.socket_path, s.tcp_address, tls};
         status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
+    if (broker.admission) /* waiters go (the server cancelled them too) */
+        admission_shutdown(broker.admission);
     rpc_server_free(server);
     pool_free(broker.pool);
+    admission_free(broker.admission);
     audit_checkpointer_stop(checkpointer);
     /* A final checkpoint, if credd still answers, covers this run. */
     audit_close(broker.audit, broker.credd ? broker_sign_checkpoint : NULL, &broker);

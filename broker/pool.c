@@ -316,7 +316,7 @@ out:
 }
 
 struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t disk_bytes,
-                      const struct pool_size *sizes, size_t n, char *err, size_t errlen)
+                      const struct pool_setting *sizes, size_t n, char *err, size_t errlen)
 {
     struct pool *p = calloc(1, sizeof *p);
     if (!p) {

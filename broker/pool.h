@@ -13,15 +13,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "util.h"
 
 struct pool;
 
-/* How many ready workers to keep for one runtime (0: cold path only). */
-struct pool_size {
-    const char *runtime;
-    uint32_t ready;
-};
 
 /* A worker handed to one task. The broker writes the Task on sock and
  * reads its events (a Ready may come first: ignore it). */
@@ -38,7 +34,7 @@ struct worker {
  * cgroup_mode is the broker's (enum sandbox_cgroup_mode). NULL with err on
  * failure. */
 struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t disk_bytes,
-                      const struct pool_size *sizes, size_t n, char *err, size_t errlen);
+                      const struct pool_setting *sizes, size_t n, char *err, size_t errlen);
 
 /* Stops the thread and ends every waiting worker (and its sandbox). */
 void pool_free(struct pool *p);

@@ -1,0 +1,306 @@
+"""The warm pool against the real daemons: tasks run in sandboxes built
+ahead of them, each sandbox serves exactly one task, and nothing of a task
+(files, processes, sockets, shared memory, interpreter state, namespaces)
+is there for the next one. A ready worker that dies is replaced."""
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+import grpc
+
+from airlock.v1 import broker_pb2
+from airlock_fixture import DaemonTestCase, EXECUTE, bin_path, proc_cmdlines
+
+READY_WAIT_S = 20
+
+
+def audit_records(d, kind):
+    with open(os.path.join(d.tmp, "broker-state", "audit.jsonl"), "rb") as f:
+        return [r for r in map(json.loads, f) if r.get("kind") == kind]
+
+
+def sandbox_record(d, task_id):
+    for r in audit_records(d, "execute.start"):
+        if r["task_id"] == task_id:
+            return r["sandbox"]
+    raise AssertionError(f"no execute.start for {task_id}")
+
+
+def idle_workers(runtime):
+    """pid -> sandbox id of the workers of this runtime now running."""
+    found = {}
+    for pid, argv in proc_cmdlines().items():
+        if argv and argv[0] == bin_path("airlock-worker") and runtime in argv:
+            found[pid] = argv[argv.index("--id") + 1]
+    return found
+
+
+class WarmPool(DaemonTestCase):
+
+    def run_warm(self, runtime, code, **kw):
+        """Runs a task, retrying (up to READY_WAIT_S) until it lands in a
+        sandbox that was ready before it came: the pool fills after start."""
+        deadline = time.monotonic() + READY_WAIT_S
+        while True:
+            started, out, err, finished = self.run_task(runtime, code, **kw)
+            sb = sandbox_record(self.d, started.task_id)
+            if sb["warm"] or time.monotonic() > deadline:
+                self.assertTrue(sb["warm"], "no task found a warm sandbox\n" + self.d.logs())
+                return started, out, err, finished, sb
+            time.sleep(0.2)
+
+    def test_every_task_gets_its_own_sandbox(self):
+        seen = set()
+        for runtime in ("sh", "python3", "sh", "python3", "sh"):
+            started, out, _, finished, sb = self.run_warm(
+                runtime, "echo $AIRLOCK_TASK_ID" if runtime == "sh" else
+                "import os; print(os.environ['AIRLOCK_TASK_ID'])")
+            self.assertEqual(out.decode().strip(), started.task_id)
+            self.assertNotIn(sb["id"], seen, "a sandbox served two tasks")
+            seen.add(sb["id"])
+            # The worker that ran it is gone with its sandbox.
+            self.assertNotIn(sb["id"], idle_workers(runtime).values())
+
+    def test_python_runs_as_a_script(self):
+        code = ("import sys, __main__\n"
+                "print(__name__, sys.argv, __main__.__file__, __file__)\n"
+                "def f():\n"
+                "    raise ValueError('boom')\n"
+                "f()\n")
+        _, out, err, finished, _ = self.run_warm("python3", code)
+        self.assertEqual(out, b"__main__ ['/work/main.py'] /work/main.py /work/main.py\n")
+        self.assertEqual(finished.exit_code, 1)
+        # The traceback is the script's alone: no frame of the bootstrap.
+        self.assertTrue(err.startswith(b'Traceback (most recent call last):\n'
+                                       b'  File "/work/main.py", line 5, in <module>\n'), err)
+        self.assertIn(b"ValueError: boom", err)
+        self.assertNotIn(b"<string>", err)
+        _, _, err, finished, _ = self.run_warm("python3", "x = (\n")
+        self.assertEqual(finished.exit_code, 1)
+        self.assertIn(b"SyntaxError", err)
+        self.assertNotIn(b"<string>", err)
+        _, out, _, finished, _ = self.run_warm("python3", "import sys\nprint(sys.stdin.read())\n"
+                                               "raise SystemExit(7)", stdin=b"fed")
+        self.assertEqual((out, finished.exit_code), (b"fed\n", 7))
+
+    # Task A leaves everything it can behind; task B, in the next warm
+    # sandbox of the same runtime, looks for it.
+    PLANT = """
+import builtins, ctypes, os, socket, subprocess, sys
+for d in ("/tmp", "/work", "/dev/shm"):
+    open(d + "/left-behind", "w").write("A")
+builtins.left_behind = True
+sys.modules["left_behind"] = sys
+os.environ["LEFT_BEHIND"] = "1"
+ctypes.CDLL(None).shmget(0x1eff0b, 4096, 0o1000 | 0o666)
+srv = socket.socket(socket.AF_UNIX); srv.bind("\\0left-behind"); srv.listen()
+subprocess.Popen(["/bin/sh", "-c", "sleep 60; : left-behind"], start_new_session=True)
+print(" ".join(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "net", "pid", "ipc", "uts")))
+"""
+    LOOK = """
+import builtins, ctypes, os, socket, sys
+found = [d for d in ("/tmp", "/work", "/dev/shm") if os.path.exists(d + "/left-behind")]
+if hasattr(builtins, "left_behind") or "left_behind" in sys.modules: found.append("module")
+if "LEFT_BEHIND" in os.environ: found.append("environ")
+if ctypes.CDLL(None).shmget(0x1eff0b, 4096, 0o600) >= 0: found.append("sysv-shm")
+try:
+    socket.socket(socket.AF_UNIX).connect("\\0left-behind"); found.append("abstract-socket")
+except OSError:
+    pass
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            if b"left-behind" in open(f"/proc/{p}/cmdline", "rb").read(): found.append("process")
+        except OSError:
+            pass
+print("FOUND", found)
+print(" ".join(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "net", "pid", "ipc", "uts")))
+"""
+
+    def test_nothing_of_a_task_reaches_the_next(self):
+        for _ in range(3):
+            _, out_a, err_a, fin_a, sb_a = self.run_warm("python3", self.PLANT)
+            self.assertEqual(fin_a.exit_code, 0, err_a)
+            _, out_b, err_b, fin_b, sb_b = self.run_warm("python3", self.LOOK)
+            self.assertEqual(fin_b.exit_code, 0, err_b)
+            self.assertNotEqual(sb_a["id"], sb_b["id"])
+            lines = out_b.decode().splitlines()
+            self.assertEqual(lines[0], "FOUND []")
+            ns_a, ns_b = out_a.decode().split(), lines[1].split()
+            for a, b in zip(ns_a, ns_b):
+                self.assertNotEqual(a, b, "two tasks shared a namespace")
+
+    def test_sh_task_leaves_nothing_for_the_next(self):
+        _, _, err, fin, _ = self.run_warm(
+            "sh", "echo A > /tmp/left-behind; echo A > /work/left-behind; "
+                  "(sleep 60; : left-behind) & echo planted")
+        self.assertEqual(fin.exit_code, 0, err)
+        _, out, err, fin, _ = self.run_warm(
+            "sh", "ls /tmp /work; grep -l 'left[-]behind' /proc/[0-9]*/cmdline 2>/dev/null | "
+                  "grep -v self; echo done")
+        self.assertEqual(out, b"/tmp:\n\n/work:\nmain.sh\ndone\n", err)
+
+    def test_a_ready_worker_that_dies_is_replaced(self):
+        self.run_warm("sh", "true")
+        before = idle_workers("sh")
+        self.assertTrue(before, "no ready sh worker")
+        victim = next(iter(before))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + READY_WAIT_S
+        while time.monotonic() < deadline:
+            now = idle_workers("sh")
+            if victim not in now and len(now) >= len(before):
+                break
+            time.sleep(0.1)
+        self.assertNotIn(victim, idle_workers("sh"))
+        self.assertGreaterEqual(len(idle_workers("sh")), len(before), self.d.logs())
+        _, out, _, fin, _ = self.run_warm("sh", "echo still")
+        self.assertEqual(out, b"still\n")
+
+
+class Call:
+    """A streaming Execute running in the background: events as they come,
+    then the final status."""
+
+    def __init__(self, channel, code, runtime="sh", timeout=60):
+        req = broker_pb2.ExecuteRequest(runtime=runtime, code=code.encode(), timeout_ms=30_000)
+        call = channel.unary_stream(EXECUTE, request_serializer=req.__class__.SerializeToString,
+                                    response_deserializer=broker_pb2.ExecuteEvent.FromString)
+        self.stream = call(req, timeout=timeout)
+        self.events, self.code, self.details = [], None, ""
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self):
+        try:
+            for ev in self.stream:
+                self.events.append(ev)
+            self.code = grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            self.code, self.details = e.code(), e.details()
+
+    def started(self):
+        return any(ev.WhichOneof("event") == "started" for ev in self.events)
+
+    def wait(self, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not what() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return what()
+
+    def done(self, timeout=30):
+        self.thread.join(timeout)
+        return self.code
+
+
+class Admission(DaemonTestCase):
+    """Two task slots and a queue of two."""
+    BROKER_ARGS = ("--max-tasks", "2", "--queue", "2")
+    HOLD = "sleep 30"
+
+    def fill_slots(self):
+        """Two tasks holding both slots. The previous test's cancelled calls
+        may still be winding down in the broker: busy is retried."""
+        held = []
+        deadline = time.monotonic() + 20
+        while len(held) < 2:
+            c = Call(self.broker, self.HOLD)
+            c.wait(lambda: c.started() or c.code is not None)
+            if c.started():
+                held.append(c)
+            elif c.code != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                self.fail(f"a task never started: {c.code} {c.details}\n{self.d.logs()}")
+            else:
+                time.sleep(0.1)
+        time.sleep(0.2)  # stray waiters of the previous test leave the queue
+        return held
+
+    def release(self, calls):
+        for c in calls:
+            c.stream.cancel()
+        for c in calls:
+            c.done()
+
+    def test_waiting_callers_run_when_slots_free_in_order(self):
+        held = self.fill_slots()
+        queued = [Call(self.broker, f"echo queued {i}") for i in range(2)]
+        time.sleep(0.5)
+        self.assertFalse(any(q.started() for q in queued), "ran past the slot limit")
+        self.release(held[:1])
+        # One slot: the first in line runs, the second still waits.
+        self.assertEqual(queued[0].done(), grpc.StatusCode.OK, queued[0].details)
+        self.assertFalse(queued[1].started())
+        self.release(held[1:])
+        self.assertEqual(queued[1].done(), grpc.StatusCode.OK, queued[1].details)
+        for i, q in enumerate(queued):
+            out = b"".join(ev.stdout for ev in q.events if ev.WhichOneof("event") == "stdout")
+            self.assertEqual(out, f"queued {i}\n".encode())
+
+    def test_beyond_the_queue_is_refused_at_once(self):
+        held = self.fill_slots()
+        queued = [Call(self.broker, "true") for _ in range(2)]
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        over = Call(self.broker, "echo ran")
+        self.assertEqual(over.done(), grpc.StatusCode.RESOURCE_EXHAUSTED, over.details)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn("broker busy: 2 tasks running (max_tasks 2) and 2 waiting (queue 2)",
+                      over.details)
+        self.assertEqual(over.events, [])
+        self.release(held + queued)
+
+    def test_a_caller_that_leaves_the_queue_frees_its_place(self):
+        held = self.fill_slots()
+        queued = [Call(self.broker, "true") for _ in range(2)]
+        time.sleep(0.3)
+        queued[0].stream.cancel()
+        self.assertEqual(queued[0].done(), grpc.StatusCode.CANCELLED)
+        time.sleep(0.3)  # the broker notices within its 50 ms poll
+        again = Call(self.broker, "echo in line")
+        time.sleep(0.5)
+        self.assertIsNone(again.code, "the freed place was not given to a new caller")
+        self.release(held)
+        self.assertEqual(again.done(), grpc.StatusCode.OK, again.details)
+        self.assertEqual(queued[1].done(), grpc.StatusCode.OK, queued[1].details)
+
+    def test_deadline_passes_in_the_queue_and_nothing_runs(self):
+        held = self.fill_slots()
+        mints = len(audit_records(self.d, "execute.start"))
+        late = Call(self.broker, "echo ran", timeout=1.0)
+        self.assertEqual(late.done(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertEqual(late.events, [])
+        self.release(held)
+        time.sleep(0.3)
+        self.assertEqual(len(audit_records(self.d, "execute.start")), mints,
+                         "a task that never got a slot was started")
+
+    def test_cancelling_a_running_task_frees_its_slot(self):
+        held = self.fill_slots()
+        waiting = Call(self.broker, "echo next")
+        time.sleep(0.3)
+        self.assertFalse(waiting.started())
+        self.release(held[:1])
+        self.assertEqual(waiting.done(), grpc.StatusCode.OK, waiting.details)
+        self.release(held[1:])
+
+
+class ColdPath(DaemonTestCase):
+    """The pool disabled: every task starts its own worker."""
+    BROKER_ARGS = ("--pool", "sh=0", "--pool", "python3=0")
+
+    def test_tasks_run_cold(self):
+        self.assertEqual(idle_workers("sh"), {})
+        for runtime, code, want in (("sh", "echo cold", b"cold\n"),
+                                    ("python3", "print('cold')", b"cold\n")):
+            started, out, err, finished = self.run_task(runtime, code)
+            self.assertEqual(out, want, err)
+            self.assertFalse(sandbox_record(self.d, started.task_id)["warm"])
+        self.assertEqual(idle_workers("sh"), {})
+        self.assertEqual(idle_workers("python3"), {})
+
+
+if __name__ == "__main__":
+    unittest.main()
