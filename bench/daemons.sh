@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # daemons.sh - sourced by the bench scripts (compare.sh, memory.sh,
 # exec_latency.sh); runs nothing by itself. It gives them:
 #   bench_setup           a scratch directory $TMP on /var/tmp (a real disk, so

@@ -4,10 +4,10 @@
 # `sleep 0.05` in flight for DURATION seconds (default 300), and every second
 # VmRSS, VmHWM and open fds of the broker and of credd, and how many workers
 # the broker has (its child processes, to show the tasks really are in flight).
-# Prints, for each daemon and for the sum: RSS before the load, at its start,
-# the peak (VmHWM), at its end, and the least-squares slope in KiB/min fitted
-# over the loaded samples after the first 10% (ramp-up); then the load's
-# result and whether every token it minted was revoked.
+# Prints, for each daemon and for the sum: RSS before the load, after the
+# ramp-up (the first 10% of the samples), the peak (VmHWM), at the end, and
+# the least-squares slope in KiB/min fitted over the samples after the ramp-up;
+# then the load's result and whether every token it minted was revoked.
 #   usage: bench/memory.sh [BUILD_DIR] [DURATION_S]   (as root)
 #   env:   BROKER_FLAGS  extra broker flags, word-split (e.g. with the warm
 #                        pool: BROKER_FLAGS="--queue 64 --pool sh=8")
@@ -32,8 +32,8 @@ start_broker broker credd --max-tasks "$MAX_TASKS" "${EXTRA[@]}"
 # (KiB, KiB, count), then the broker's child processes. Shell builtins only
 # (but sleep): forks are slow when the load has both cores busy.
 mem_of() {
-    local key value unit rss=0 hwm=0 fds
-    while read -r key value unit; do
+    local key value rss=0 hwm=0 fds
+    while read -r key value _; do
         case $key in
         VmRSS:) rss=$value ;;
         VmHWM:) hwm=$value ;;
@@ -45,7 +45,8 @@ mem_of() {
 children_of() {  # every thread's children: each call has its own thread
     local f kids n=0
     for f in "/proc/$1/task"/*/children; do
-        { read -r -a kids <"$f"; } 2>/dev/null || kids=()  # a thread gone
+        kids=() # the file has no newline (read fails at its end), or its thread is gone
+        { read -r -a kids <"$f" || true; } 2>/dev/null
         n=$((n + ${#kids[@]}))
     done
     echo "$n"
