@@ -2,63 +2,118 @@
 # compare.sh - one table: the baselines (bare fork+exec, `bwrap --unshare-all`
 # from Debian, cold unsandboxed python3) measured in this run, beside
 # Airlock's end-to-end task latency (airlock-loadgen over the Unix socket:
-# authn, policy, mint, sandbox, revoke, durable audit) and throughput.
-# Only the cold path exists so far; the warm pool will add its rows.
-#   usage: bench/compare.sh [BUILD_DIR] [TASKS] [THROUGHPUT_SECONDS]   (as root)
+# authn, policy, mint, sandbox, revoke, durable audit) and throughput, on the
+# cold path (broker started with --pool sh=0 --pool python3=0) and the warm
+# one (--pool sh=4 --pool python3=4), and credd's Mint rate over gRPC with
+# its audit durable and with --audit-no-fsync. Ratios against the baselines
+# and the issue's targets; after each throughput run, how many of the tokens
+# minted since it began were revoked (from `airlock audit tokens`).
+#   usage: bench/compare.sh [BUILD_DIR] [TASKS] [THROUGHPUT_SECONDS] [MINT_SECONDS]   (as root)
+#   env:   BROKER_FLAGS      extra flags for both brokers, word-split
+#          MINT_CONCURRENCY  Mint threads (default 16)
+# The two brokers run one after the other against one credd. A broker
+# without --pool (before the warm pool) runs once, unflagged, as the cold
+# path, and the warm rows say n/a.
 # Prints medians and ratios; asserts nothing (the machines are shared and noisy).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 TASKS=${2:-200}
 SECONDS_TP=${3:-30}
+SECONDS_MINT=${4:-10}
+MINT_CONCURRENCY=${MINT_CONCURRENCY:-16}
 BIN=$BUILD/bin
+read -r -a EXTRA <<<"${BROKER_FLAGS:-}"
 command -v hyperfine >/dev/null && command -v bwrap >/dev/null ||
     apt-get install -y -qq hyperfine bubblewrap >/dev/null
-
-TMP=$(mktemp -d /var/tmp/airlock-bench.XXXXXX)  # a real disk: audit fsyncs count
-cleanup() { kill "$CREDD" "$BROKER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-"$BIN/airlock-credd" --socket "$TMP/credd.sock" --state-dir "$TMP/credd" 2>"$TMP/credd.log" &
-CREDD=$!
-"$BIN/airlock-broker" --socket "$TMP/broker.sock" --credd "unix:$TMP/credd.sock" \
-    --state-dir "$TMP/broker" --max-tasks 64 2>"$TMP/broker.log" &
-BROKER=$!
-for _ in $(seq 100); do
-    "$BIN/airlock" --broker "unix:$TMP/broker.sock" --credd "unix:$TMP/credd.sock" health \
-        >/dev/null 2>&1 && break
-    sleep 0.05
-done
+. "$ROOT/bench/daemons.sh"
+bench_setup
 
 # Baselines, median ms.
 hyperfine -N --warmup 5 --runs "$TASKS" --export-json "$TMP/h.json" \
     "/bin/true" \
     "bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev /bin/true" \
     "/usr/bin/python3 -c pass" >/dev/null
-lg() { "$BIN/airlock-loadgen" --broker "unix:$TMP/broker.sock" --json "$@"; }
-lg --runtime sh -c true --count "$TASKS" --warmup 10 >"$TMP/sh.json" || true
-lg --runtime python3 -c 'print(1)' --count "$TASKS" --warmup 10 >"$TMP/py.json" || true
-lg --runtime sh -c true --concurrency 32 --duration "$SECONDS_TP" --warmup 32 >"$TMP/tp.json" || true
 
-/usr/bin/python3 - "$TMP" <<'PY'
+lg() { "$BIN/airlock-loadgen" --json "$@"; }
+
+start_credd credd
+declare -A POOL=([cold]="--pool sh=0 --pool python3=0" [warm]="--pool sh=4 --pool python3=4")
+if broker_has --pool; then
+    modes=(cold warm)
+else
+    modes=(cold)
+    POOL[cold]=""
+    echo "compare.sh: this airlock-broker has no --pool: cold path only" >&2
+fi
+for mode in "${modes[@]}"; do
+    read -r -a pool <<<"${POOL[$mode]}"
+    start_broker "$mode" credd --max-tasks 64 "${pool[@]}" "${EXTRA[@]}"
+    at=(--broker "unix:$TMP/$mode.sock")
+    lg "${at[@]}" --runtime sh -c true --count "$TASKS" --warmup 10 >"$TMP/$mode.sh.json" || true
+    lg "${at[@]}" --runtime python3 -c 'print(1)' --count "$TASKS" --warmup 10 \
+        >"$TMP/$mode.py.json" || true
+    sleep 1 # the tally below counts from this second on: none of the runs above
+    since=$EPOCHSECONDS
+    lg "${at[@]}" --runtime sh -c true --concurrency 32 --duration "$SECONDS_TP" --warmup 32 \
+        >"$TMP/$mode.tp.json" || true
+    token_tally credd "$since" >"$TMP/$mode.tokens.json"
+    stop_daemon "$mode"
+done
+
+# Mint: credds that take airlock-loadgen for the broker (nothing else calls them).
+for audit in durable nofsync; do
+    flags=(--broker-exe "$BIN/airlock-loadgen")
+    [ "$audit" = nofsync ] && flags+=(--audit-no-fsync)
+    start_credd "mint-$audit" "${flags[@]}"
+    lg --mint --credd "unix:$TMP/mint-$audit.sock" --concurrency "$MINT_CONCURRENCY" \
+        --duration "$SECONDS_MINT" --warmup 100 >"$TMP/mint.$audit.json" || true
+    stop_daemon "mint-$audit"
+done
+
+/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" <<'PY'
 import json, os, sys
-tmp = sys.argv[1]
-h = {r["command"]: r["median"] * 1000 for r in json.load(open(os.path.join(tmp, "h.json")))["results"]}
+tmp, mint_conc = sys.argv[1], sys.argv[2]
+
+def load(name):
+    try:
+        return json.load(open(os.path.join(tmp, name)))
+    except (OSError, ValueError):
+        return None
+
+h = {r["command"]: r["median"] * 1000 for r in load("h.json")["results"]}
 bare = h["/bin/true"]
 bwrap = next(v for k, v in h.items() if k.startswith("bwrap"))
 py = h["/usr/bin/python3 -c pass"]
-sh, pyt, tp = (json.load(open(os.path.join(tmp, f))) for f in ("sh.json", "py.json", "tp.json"))
 rows = [
     ("fork+exec /bin/true (baseline)", f"{bare:.2f} ms", ""),
     ("bwrap --unshare-all /bin/true (baseline)", f"{bwrap:.2f} ms", ""),
     ("/usr/bin/python3 -c pass, unsandboxed (baseline)", f"{py:.2f} ms", ""),
-    ("airlock sh `true`, cold, p50", f"{sh['p50_ms']:.2f} ms",
-     f"{sh['p50_ms'] / bwrap:.1f}x bwrap; target <= 2 ms and < bwrap"),
-    ("airlock python3 `print(1)`, cold, p50", f"{pyt['p50_ms']:.2f} ms",
-     f"{pyt['p50_ms'] / py:.2f}x cold python3; target <= 5 ms and < 0.25x"),
-    ("airlock sh `true`, 32 streams", f"{tp['tasks_per_s']:.0f} tasks/s",
-     f"{tp['errors']} errors; target >= 400/s, 0 errors"),
 ]
-print(f"{'figure':50} {'measured':>14}  vs")
+NA = ("n/a", "no run (a broker without --pool, or the run failed)")
+for mode in ("cold", "warm"):
+    sh, pyt, tp, tok = (load(f"{mode}.{f}.json") for f in ("sh", "py", "tp", "tokens"))
+    rows.append((f"airlock sh `true`, {mode}, p50",) +
+                ((f"{sh['p50_ms']:.2f} ms",
+                  f"{sh['p50_ms'] / bwrap:.2f}x bwrap; target <= 2 ms and < bwrap") if sh else NA))
+    rows.append((f"airlock python3 `print(1)`, {mode}, p50",) +
+                ((f"{pyt['p50_ms']:.2f} ms",
+                  f"{pyt['p50_ms'] / py:.2f}x cold python3; target <= 5 ms and < 0.25x")
+                 if pyt else NA))
+    if tp and tok:
+        vs = (f"{tp['errors']} errors, tokens minted {tok['minted']}, revoked {tok['revoked']}"
+              f" ({tok['active']} active, {tok['expired']} expired); target >= 400/s, 0 errors,"
+              " all revoked")
+        rows.append((f"airlock sh `true`, {mode}, 32 streams", f"{tp['tasks_per_s']:.0f} tasks/s", vs))
+    else:
+        rows.append((f"airlock sh `true`, {mode}, 32 streams",) + NA)
+for audit, what in (("durable", "audit fdatasync'd"), ("nofsync", "--audit-no-fsync")):
+    m = load(f"mint.{audit}.json")
+    rows.append((f"credd Mint over gRPC, {mint_conc} threads, {what}",) +
+                ((f"{m['tasks_per_s']:.0f} tokens/s",
+                  f"p50 {m['p50_ms']:.2f} ms, {m['errors']} errors; target >= 20000/s")
+                 if m else NA))
+print(f"{'figure':52} {'measured':>15}  vs")
 for name, value, vs in rows:
-    print(f"{name:50} {value:>14}  {vs}")
+    print(f"{name:52} {value:>15}  {vs}")
 PY

@@ -12,19 +12,10 @@ RUNS=${2:-20}
 BIN=$BUILD/bin
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine bubblewrap >/dev/null
 
-TMP=$(mktemp -d /tmp/airlock-bench.XXXXXX)
-cleanup() { kill "$CREDD" "$BROKER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-"$BIN/airlock-credd" --socket "$TMP/credd.sock" --state-dir "$TMP/credd" 2>"$TMP/credd.log" &
-CREDD=$!
-"$BIN/airlock-broker" --socket "$TMP/broker.sock" --credd "unix:$TMP/credd.sock" \
-    --state-dir "$TMP/broker" 2>"$TMP/broker.log" &
-BROKER=$!
-for _ in $(seq 100); do
-    "$BIN/airlock" --credd "unix:$TMP/credd.sock" keys >/dev/null 2>&1 &&
-        [ -S "$TMP/broker.sock" ] && break
-    sleep 0.05
-done
+. "$ROOT/bench/daemons.sh"
+bench_setup
+start_credd credd
+start_broker broker credd
 
 export AIRLOCK_BROKER="unix:$TMP/broker.sock"
 cmds=("$BIN/airlock exec --runtime sh -c true" "sh -c true")

@@ -1,17 +1,28 @@
 /*
- * loadgen.c - airlock-loadgen, a load generator for Broker.Execute. It owns
- * its argument parsing, the worker threads (one channel each, sharing a task
- * count or a deadline), per-task latency measurement, the merge of the
- * threads' results and the report (human-readable, or one JSON line).
+ * loadgen.c - airlock-loadgen, a load generator for Broker.Execute or, with
+ * --mint, for Credentials.Mint. It owns its argument parsing, the worker
+ * threads (one channel each, sharing a task count or a deadline), per-call
+ * latency measurement, the merge of the threads' results and the report
+ * (human-readable, or one JSON line).
  *
  *   airlock-loadgen [--broker ADDR] [--concurrency N] (--count N | --duration SECS)
  *                   [--runtime sh|python3] [-c CODE] [--timeout-ms N] [--warmup N]
  *                   [--json] [--cert F --key F --ca F]
+ *   airlock-loadgen --mint [--credd ADDR] [--concurrency N] (--count N | --duration SECS)
+ *                   [-c CODE] [--warmup N] [--json] [--cert F --key F --ca F]
  *
  * A task counts as OK only if its stream ends with status OK after a Finished
  * event with reason OK; otherwise it is an error of kind "<gRPC status name>",
  * "reason:<n>" (a Finished reason other than OK), "no_finished" (status OK,
  * no Finished event) or "start_failed" (out of memory starting the call).
+ *
+ * --mint: each "task" is one unary Mint asking what the broker asks for a
+ * task with no scopes or audiences (subject, a fresh task_id, the code's
+ * SHA-256, a TTL of MINT_TTL_S); it is OK when credd answers OK with a token,
+ * else an error of kind "<gRPC status name>" or "no_token". credd mints only
+ * for the broker: over its Unix socket that is a peer running credd's
+ * --broker-exe, so point a credd started for the benchmark at this binary
+ * (--broker-exe PATH/airlock-loadgen); over TLS, an SVID among its --broker-id.
  * Latency is from stream start to final status (CLOCK_MONOTONIC) and is
  * recorded for every measured task, failed ones included. Warm-up tasks run
  * before the clock starts and are neither counted nor timed.
@@ -36,13 +47,20 @@
 #include <grpc/grpc.h>
 
 #include "airlock/v1/broker.pb-c.h"
+#include "airlock/v1/credentials.pb-c.h"
 #include "rpc.h"
 #include "util.h"
 #include "tls.h"
 
 #define EXIT_USAGE 64
 #define METHOD_EXECUTE "/airlock.v1.Broker/Execute"
+#define METHOD_MINT "/airlock.v1.Credentials/Mint"
 #define DEFAULT_BROKER "unix:/run/airlock/broker.sock"
+#define DEFAULT_CREDD "unix:/run/airlock/credd.sock"
+/* --mint: the subject the tokens are for, their lifetime, the call's deadline. */
+#define MINT_SUBJECT "spiffe://airlock.local/airlock-loadgen"
+#define MINT_TTL_S 30
+#define MINT_DEADLINE_MS 10000
 #define DEFAULT_COUNT 100
 #define MAX_CONCURRENCY 4096
 #define MAX_DURATION_S (7.0 * 86400.0)
@@ -55,7 +73,7 @@
 #define KIND_LEN 48
 
 struct config {
-    const char *broker;
+    const char *target; /* the broker, or credd with --mint */
     const char *runtime;
     const char *code;
     const char *cert, *key, *ca;
@@ -65,6 +83,8 @@ struct config {
     long timeout_ms; /* 0: the broker's default */
     long warmup;
     bool json;
+    bool mint;
+    char code_sha256[SHA256_HEX_LEN]; /* --mint: bound into each token */
 };
 
 /* Error kinds with their counts: up to MAX_KINDS named, the rest in other. */
@@ -92,6 +112,8 @@ struct shared {
 
 struct worker {
     pthread_t tid;
+    int index;
+    unsigned long calls; /* --mint: makes each task_id unique */
     struct shared *sh;
     struct rpc_channel *ch;
     uint64_t *lat; /* latencies in ns, one per measured task */
@@ -175,7 +197,7 @@ static double percentile_ms(const uint64_t *sorted, size_t n, unsigned p)
 /* ------------------------------------------------------------ one task */
 
 /* Runs one Execute to its end. true if OK; else the error kind in kind. */
-static bool run_task(struct rpc_channel *ch, const struct config *cfg, char *kind, size_t kindlen)
+static bool run_execute(struct rpc_channel *ch, const struct config *cfg, char *kind, size_t kindlen)
 {
     Airlock__V1__ExecuteRequest req = AIRLOCK__V1__EXECUTE_REQUEST__INIT;
     req.runtime = (char *)cfg->runtime;
@@ -218,6 +240,41 @@ static bool run_task(struct rpc_channel *ch, const struct config *cfg, char *kin
     return true;
 }
 
+/* One Mint, as the broker asks for a task's token. true if a token came back. */
+static bool run_mint(struct worker *w, char *kind, size_t kindlen)
+{
+    const struct config *cfg = w->sh->cfg;
+    char task_id[64];
+    snprintf(task_id, sizeof task_id, "loadgen-%d-%lu", w->index, w->calls++);
+    Airlock__V1__MintRequest req = AIRLOCK__V1__MINT_REQUEST__INIT;
+    req.subject = MINT_SUBJECT;
+    req.task_id = task_id;
+    req.ttl_seconds = MINT_TTL_S;
+    req.code_sha256 = (char *)cfg->code_sha256;
+
+    struct rpc_status status;
+    ProtobufCMessage *m = NULL;
+    grpc_status_code code = rpc_unary(w->ch, METHOD_MINT, &req.base,
+                                      &airlock__v1__mint_response__descriptor, &m,
+                                      MINT_DEADLINE_MS, &status);
+    if (code != GRPC_STATUS_OK) {
+        snprintf(kind, kindlen, "%s", rpc_status_name(code));
+        return false;
+    }
+    const Airlock__V1__MintResponse *resp = (const Airlock__V1__MintResponse *)m;
+    bool ok = resp->token && resp->token[0];
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!ok)
+        snprintf(kind, kindlen, "no_token");
+    return ok;
+}
+
+static bool run_task(struct worker *w, char *kind, size_t kindlen)
+{
+    return w->sh->cfg->mint ? run_mint(w, kind, kindlen)
+                            : run_execute(w->ch, w->sh->cfg, kind, kindlen);
+}
+
 /* ------------------------------------------------------------ threads */
 
 static void *worker_main(void *arg)
@@ -229,7 +286,7 @@ static void *worker_main(void *arg)
 
     /* Warm-up: shared count, results ignored. */
     while (atomic_fetch_add(&sh->warmup_next, 1) < cfg->warmup) {
-        bool ok = run_task(w->ch, cfg, kind, sizeof kind);
+        bool ok = run_task(w, kind, sizeof kind);
         (void)ok; /* warm-up tasks are not measured, failed or not */
     }
 
@@ -252,7 +309,7 @@ static void *worker_main(void *arg)
             break;
         }
         uint64_t t0 = now_ns();
-        bool ok = run_task(w->ch, cfg, kind, sizeof kind);
+        bool ok = run_task(w, kind, sizeof kind);
         uint64_t t1 = now_ns();
         if (lat_push(w, t1 - t0) != 0) {
             w->oom = true;
@@ -273,10 +330,10 @@ static void *worker_main(void *arg)
  * trust domain or an expected server ID; NULL for both is refused). */
 static struct rpc_channel *open_channel(const struct config *cfg, char *err, size_t errlen)
 {
-    if (strncmp(cfg->broker, "unix:", 5) == 0) {
-        struct rpc_channel *ch = rpc_channel_new(cfg->broker);
+    if (strncmp(cfg->target, "unix:", 5) == 0) {
+        struct rpc_channel *ch = rpc_channel_new(cfg->target);
         if (!ch)
-            snprintf(err, errlen, "cannot open a channel to '%s'", cfg->broker);
+            snprintf(err, errlen, "cannot open a channel to '%s'", cfg->target);
         return ch;
     }
     char own_id[TLS_SPIFFE_ID_MAX], domain[256];
@@ -291,7 +348,7 @@ static struct rpc_channel *open_channel(const struct config *cfg, char *err, siz
     memcpy(domain, td, tdlen);
     domain[tdlen] = '\0';
     const struct tls_files files = {cfg->cert, cfg->key, cfg->ca};
-    return rpc_channel_new_tls(cfg->broker, &files, NULL, domain, err, errlen);
+    return rpc_channel_new_tls(cfg->target, &files, NULL, domain, err, errlen);
 }
 
 /* ------------------------------------------------------------ report */
@@ -341,7 +398,8 @@ static int report_json(const struct config *cfg, const struct results *r)
         set_ms(o, "p99_ms", have, have ? percentile_ms(r->sorted, r->n, 99) : 0) != 0 ||
         set_ms(o, "max_ms", have, have ? (double)r->sorted[r->n - 1] / 1e6 : 0) != 0 ||
         json_object_set_new(o, "concurrency", json_integer(cfg->concurrency)) != 0 ||
-        json_object_set_new(o, "runtime", json_string(cfg->runtime)) != 0)
+        json_object_set_new(o, "mode", json_string(cfg->mint ? "mint" : "execute")) != 0 ||
+        json_object_set_new(o, "runtime", cfg->mint ? json_null() : json_string(cfg->runtime)) != 0)
         goto out;
     s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     if (!s)
@@ -359,9 +417,11 @@ out:
 static int report_human(const struct config *cfg, const struct results *r)
 {
     double tps = r->elapsed_s > 0 ? (double)r->tasks / r->elapsed_s : 0;
-    if (printf("tasks      %lu (%lu errors), concurrency %d, runtime %s\n", r->tasks, r->errors,
-               cfg->concurrency, cfg->runtime) < 0 ||
-        printf("elapsed    %.3f s, %.2f tasks/s\n", r->elapsed_s, tps) < 0)
+    const char *unit = cfg->mint ? "tokens" : "tasks";
+    if (printf("%-10s %lu (%lu errors), concurrency %d, %s %s\n", unit, r->tasks, r->errors,
+               cfg->concurrency, cfg->mint ? "method" : "runtime",
+               cfg->mint ? METHOD_MINT : cfg->runtime) < 0 ||
+        printf("elapsed    %.3f s, %.2f %s/s\n", r->elapsed_s, tps, unit) < 0)
         return -1;
     if (r->n > 0) {
         if (printf("latency ms p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
@@ -405,6 +465,7 @@ static int run(const struct config *cfg)
     for (int i = 0; i < cfg->concurrency; i++) {
         char err[512] = "";
         ws[i].sh = &sh;
+        ws[i].index = i;
         ws[i].ch = open_channel(cfg, err, sizeof err);
         if (!ws[i].ch) {
             fprintf(stderr, "airlock-loadgen: %s\n", err[0] ? err : "cannot open a channel");
@@ -515,12 +576,19 @@ static void usage(FILE *f)
             "usage: airlock-loadgen [--broker ADDR] [--concurrency N] (--count N | --duration SECS)\n"
             "                       [--runtime sh|python3] [-c CODE] [--timeout-ms N] [--warmup N]\n"
             "                       [--json] [--cert F --key F --ca F]\n"
+            "       airlock-loadgen --mint [--credd ADDR] [--concurrency N] (--count N | --duration SECS)\n"
+            "                       [-c CODE] [--warmup N] [--json] [--cert F --key F --ca F]\n"
             "  --broker       unix:PATH, or host:port with --cert/--key/--ca\n"
             "                 (default: $AIRLOCK_BROKER, else " DEFAULT_BROKER ")\n"
+            "  --mint         call Credentials.Mint on credd instead (credd must take us\n"
+            "                 for the broker: --broker-exe this binary, or --broker-id)\n"
+            "  --credd        with --mint: unix:PATH or host:port\n"
+            "                 (default: $AIRLOCK_CREDD, else " DEFAULT_CREDD ")\n"
             "  --concurrency  threads, each with its own channel (default 1)\n"
             "  --count        tasks in all, shared by the threads (default %d)\n"
             "  --duration     seconds during which new tasks are started\n"
-            "  --runtime      sh (default) or python3;  -c, --code  program (default \"true\")\n"
+            "  --runtime      sh (default) or python3;  -c, --code  program (default \"true\";\n"
+            "                 with --mint, only its SHA-256 goes into the tokens)\n"
             "  --timeout-ms   per-task wall-clock limit (default: the broker's)\n"
             "  --warmup       tasks run first, not measured (default 0)\n"
             "  --json         one JSON object line instead of the text report\n",
@@ -543,9 +611,11 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
     enum { O_BROKER = 256, O_CONC, O_COUNT, O_DUR, O_RUNTIME, O_TIMEOUT, O_WARMUP, O_JSON,
-           O_CERT, O_KEY, O_CA };
+           O_CERT, O_KEY, O_CA, O_MINT, O_CREDD };
     static const struct option opts[] = {
         {"broker", required_argument, NULL, O_BROKER},
+        {"mint", no_argument, NULL, O_MINT},
+        {"credd", required_argument, NULL, O_CREDD},
         {"concurrency", required_argument, NULL, O_CONC},
         {"count", required_argument, NULL, O_COUNT},
         {"duration", required_argument, NULL, O_DUR},
@@ -560,9 +630,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *env = getenv("AIRLOCK_BROKER");
+    const char *env = getenv("AIRLOCK_BROKER"), *credd_env = getenv("AIRLOCK_CREDD");
+    const char *broker = env && *env ? env : DEFAULT_BROKER;
+    const char *credd = credd_env && *credd_env ? credd_env : DEFAULT_CREDD;
     *cfg = (struct config){
-        .broker = env && *env ? env : DEFAULT_BROKER,
         .runtime = "sh",
         .code = "true",
         .concurrency = 1,
@@ -573,7 +644,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case O_BROKER:
-            cfg->broker = optarg;
+            broker = optarg;
+            break;
+        case O_MINT:
+            cfg->mint = true;
+            break;
+        case O_CREDD:
+            credd = optarg;
             break;
         case O_CONC:
             if (parse_long("--concurrency", optarg, 1, MAX_CONCURRENCY, &v) != 0)
@@ -650,12 +727,14 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     }
     if (!have_count && !have_duration)
         cfg->count = DEFAULT_COUNT;
-    if (strncmp(cfg->broker, "unix:", 5) != 0 && (!cfg->cert || !cfg->key || !cfg->ca)) {
+    cfg->target = cfg->mint ? credd : broker;
+    if (strncmp(cfg->target, "unix:", 5) != 0 && (!cfg->cert || !cfg->key || !cfg->ca)) {
         fprintf(stderr,
                 "airlock-loadgen: '%s' is a TCP address: it needs mutual TLS (--cert, --key, --ca)\n",
-                cfg->broker);
+                cfg->target);
         return EXIT_USAGE;
     }
+    sha256_hex(cfg->code, strlen(cfg->code), cfg->code_sha256);
     return 0;
 }
 
