@@ -452,7 +452,8 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         fin.stderr_bytes = u->stderr_bytes;
         fin.output_truncated = u->output_truncated;
         fin.message = u->message;
-        reap_worker(t, 2000, true);
+        /* The sandbox is gone; its worker exits once it has removed the
+         * cgroup, reaped after the token is revoked. */
     } else {
         /* Worker misbehaved or the caller left: end it (its sandbox dies with it). */
         kill_worker(t);
@@ -478,8 +479,10 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
         ev.finished = &fin;
         sent = rpc_call_send(t->call, &ev.base);
     }
-    if (u) /* fin points into it */
+    if (u) { /* fin points into it */
         protobuf_c_message_free_unpacked(&u->base, NULL);
+        reap_worker(t, 2000, true);
+    }
     if (recorded != 0)
         return audit_call_fail(t->call, err, "the task ran but its result is withheld");
     if (sent != 0)
@@ -592,7 +595,14 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
         char err[256];
-        if (pool_take(t->broker->pool, req->runtime, limits.disk_bytes, &t->w) != 0)
+        const struct sandbox_limits want = {.timeout_ms = limits.timeout_ms,
+                                            .memory_bytes = limits.memory_bytes,
+                                            .max_pids = limits.max_pids,
+                                            .output_bytes = limits.output_bytes,
+                                            .cpu_ms = limits.cpu_ms,
+                                            .disk_bytes = limits.disk_bytes,
+                                            .open_files = limits.open_files};
+        if (pool_take(t->broker->pool, req->runtime, &want, &t->w) != 0)
             rc = rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
                                "cannot start a worker: %s; nothing was run", strerror(errno));
         else if (record_start(t, req, &limits, d, err, sizeof err) != 0)

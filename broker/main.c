@@ -313,8 +313,12 @@ int main(int argc, char **argv)
     cfg->max_tasks = (uint32_t)s.max_tasks;
     cfg->queue_len = s.queue_len;
     broker.admission = admission_new(cfg->max_tasks, cfg->queue_len);
-    if (!(broker.pool = pool_new(cfg->worker_exe, cfg->cgroup_mode, cfg->disk_bytes, s.pool,
-                                 s.n_pool, err, sizeof err))) {
+    /* Pool sandboxes wait with the limits a rule that names none grants. */
+    const struct sandbox_limits prepared = {.memory_bytes = cfg->memory_bytes,
+                                            .max_pids = cfg->max_pids,
+                                            .disk_bytes = cfg->disk_bytes};
+    if (!(broker.pool = pool_new(cfg->worker_exe, cfg->cgroup_mode, &prepared, s.pool, s.n_pool,
+                                 err, sizeof err))) {
         log_error("%s", err);
         inflight_free(broker.inflight);
         admission_free(broker.admission);

@@ -52,7 +52,7 @@ struct runtime_pool {
 struct pool {
     char *worker_exe;
     uint32_t cgroup_mode;
-    uint64_t disk_bytes; /* the pool's sandboxes' */
+    struct sandbox_limits prepared; /* the pool's sandboxes' */
     struct runtime_pool *rt;
     size_t n_rt;
     size_t total; /* sum of sizes */
@@ -65,8 +65,8 @@ struct pool {
 };
 
 /* Starts a worker for runtime: socketpair, posix_spawn. 0, or -1 with errno. */
-static int spawn_worker(const struct pool *p, const char *runtime, uint64_t disk_bytes,
-                        struct worker *w)
+static int spawn_worker(const struct pool *p, const char *runtime,
+                        const struct sandbox_limits *lim, struct worker *w)
 {
     random_id(w->id);
     w->pid = -1;
@@ -106,12 +106,15 @@ static int spawn_worker(const struct pool *p, const char *runtime, uint64_t disk
     rc = rc ? rc : posix_spawnattr_setsigmask(&attr, &none);
     rc = rc ? rc : posix_spawnattr_setsigdefault(&attr, &defaults);
     rc = rc ? rc : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char cgroup[12], disk[24];
+    char cgroup[12], disk[24], memory[24], pids[12];
     snprintf(cgroup, sizeof cgroup, "%u", p->cgroup_mode);
-    snprintf(disk, sizeof disk, "%llu", (unsigned long long)disk_bytes);
-    char *const argv[] = {p->worker_exe, "--fd",   "3",      "--runtime",    (char *)runtime,
-                          "--id",        w->id,    "--cgroup", cgroup,       "--disk-bytes",
-                          disk,          NULL};
+    snprintf(disk, sizeof disk, "%llu", (unsigned long long)lim->disk_bytes);
+    snprintf(memory, sizeof memory, "%llu", (unsigned long long)lim->memory_bytes);
+    snprintf(pids, sizeof pids, "%u", lim->max_pids);
+    char *const argv[] = {p->worker_exe,    "--fd",           "3",    "--runtime",
+                          (char *)runtime,  "--id",           w->id,  "--cgroup",
+                          cgroup,           "--disk-bytes",   disk,   "--memory-bytes",
+                          memory,           "--max-pids",     pids,   NULL};
     char *const envp[] = {NULL};
     if (!rc)
         rc = posix_spawn(&w->pid, p->worker_exe, &fa, &attr, argv, envp);
@@ -194,7 +197,7 @@ static int fill(struct pool *p)
             }
             struct worker w;
             pthread_mutex_unlock(&p->mu);
-            int rc = spawn_worker(p, r->name, p->disk_bytes, &w);
+            int rc = spawn_worker(p, r->name, &p->prepared, &w);
             int err = errno;
             pthread_mutex_lock(&p->mu);
             if (rc != 0) {
@@ -315,8 +318,9 @@ out:
     return NULL;
 }
 
-struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t disk_bytes,
-                      const struct pool_setting *sizes, size_t n, char *err, size_t errlen)
+struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode,
+                      const struct sandbox_limits *prepared, const struct pool_setting *sizes,
+                      size_t n, char *err, size_t errlen)
 {
     struct pool *p = calloc(1, sizeof *p);
     if (!p) {
@@ -325,7 +329,7 @@ struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t dis
     }
     p->wake[0] = p->wake[1] = -1;
     p->cgroup_mode = cgroup_mode;
-    p->disk_bytes = disk_bytes;
+    p->prepared = *prepared;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         err_set(err, errlen, "pthread_mutex_init failed");
@@ -397,10 +401,12 @@ void pool_free(struct pool *p)
     free(p);
 }
 
-int pool_take(struct pool *p, const char *runtime, uint64_t disk_bytes, struct worker *out)
+int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *limits,
+              struct worker *out)
 {
     pthread_mutex_lock(&p->mu);
-    struct runtime_pool *r = disk_bytes == p->disk_bytes ? find_runtime(p, runtime) : NULL;
+    struct runtime_pool *r =
+        limits->disk_bytes == p->prepared.disk_bytes ? find_runtime(p, runtime) : NULL;
     struct entry *best = NULL;
     for (size_t j = 0; r && j < r->n; j++) {
         struct entry *e = &r->entries[j];
@@ -418,7 +424,7 @@ int pool_take(struct pool *p, const char *runtime, uint64_t disk_bytes, struct w
         wake_thread(p);
         return 0;
     }
-    return spawn_worker(p, runtime, disk_bytes, out);
+    return spawn_worker(p, runtime, limits, out);
 }
 
 void pool_counts(struct pool *p, uint32_t *ready, uint32_t *building)

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "sandbox.h"
 #include "util.h"
 
 struct pool;
@@ -29,20 +30,23 @@ struct worker {
 };
 
 /* Starts the pool's thread, which builds sizes[i].ready workers for each
- * runtime, their /work and /tmp sized disk_bytes (a sandbox's disk size is
- * fixed when it is built: tasks granted another size take the cold path).
+ * runtime with the prepared limits: disk_bytes sizes /work and /tmp (fixed
+ * when a sandbox is built: tasks granted another size take the cold path),
+ * memory_bytes and max_pids its cgroup until a task's own are written.
  * cgroup_mode is the broker's (enum sandbox_cgroup_mode). NULL with err on
  * failure. */
-struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode, uint64_t disk_bytes,
-                      const struct pool_setting *sizes, size_t n, char *err, size_t errlen);
+struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode,
+                      const struct sandbox_limits *prepared, const struct pool_setting *sizes,
+                      size_t n, char *err, size_t errlen);
 
 /* Stops the thread and ends every waiting worker (and its sandbox). */
 void pool_free(struct pool *p);
 
-/* A worker for runtime with disk_bytes of disk: the longest-ready one of
+/* A worker for runtime and these limits: the longest-ready one of
  * its pool, else one still being built, else a new one (cold). 0, or -1
  * with errno. */
-int pool_take(struct pool *p, const char *runtime, uint64_t disk_bytes, struct worker *out);
+int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *limits,
+              struct worker *out);
 
 /* Ends a taken worker: waits up to grace_ms for it to exit (after its
  * report), then kills it. A worker that did not report (killed, crashed,

@@ -127,7 +127,7 @@ struct args {
     int fd;
     const char *runtime, *id;
     enum sandbox_cgroup_mode cgroup;
-    uint64_t disk_bytes;
+    uint64_t disk_bytes, memory_bytes, max_pids; /* the sandbox as prepared; 0: defaults */
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -137,6 +137,8 @@ static int parse_args(int argc, char **argv, struct args *a)
                                          {"id", required_argument, NULL, 'i'},
                                          {"cgroup", required_argument, NULL, 'c'},
                                          {"disk-bytes", required_argument, NULL, 'd'},
+                                         {"memory-bytes", required_argument, NULL, 'm'},
+                                         {"max-pids", required_argument, NULL, 'p'},
                                          {NULL, 0, NULL, 0}};
     uint64_t v;
     int c;
@@ -154,7 +156,12 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->cgroup = (enum sandbox_cgroup_mode)v;
             break;
         case 'd':
-            if (parse_u64_range(optarg, 1, UINT64_MAX, &a->disk_bytes) != 0)
+        case 'm':
+        case 'p':
+            if (parse_u64_range(optarg, 1, c == 'p' ? UINT32_MAX : UINT64_MAX,
+                                c == 'd' ? &a->disk_bytes
+                                : c == 'm' ? &a->memory_bytes
+                                           : &a->max_pids) != 0)
                 return -1;
             break;
         case 'r': a->runtime = optarg; break;
@@ -171,7 +178,8 @@ int main(int argc, char **argv)
     struct args a;
     if (parse_args(argc, argv, &a) != 0) {
         fprintf(stderr, "usage: airlock-worker --runtime NAME --id ID [--cgroup MODE]"
-                        " [--disk-bytes N] [--fd N]  (started by airlock-broker)\n");
+                        " [--disk-bytes N] [--memory-bytes N] [--max-pids N] [--fd N]"
+                        "  (started by airlock-broker)\n");
         return 64;
     }
     /* If the broker dies, so do we (and with us the sandbox). */
@@ -180,7 +188,8 @@ int main(int argc, char **argv)
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &ign, NULL);
 
-    struct sandbox_spec spec = {a.runtime, a.cgroup, a.id, a.disk_bytes};
+    struct sandbox_spec spec = {a.runtime,      a.cgroup,        a.id,
+                                a.disk_bytes,   a.memory_bytes, (uint32_t)a.max_pids};
     struct sandbox *sb = NULL;
     char msg[256];
     if (sandbox_prepare(&spec, &sb, msg, sizeof msg) != 0) {
@@ -232,6 +241,8 @@ int main(int argc, char **argv)
     sandbox_start(sb, &st, on_output, &relay, &res);
     sodium_memzero(token_env, token_env_len);
     free(token_env);
+    /* Every process of the sandbox is gone: report now, remove its cgroup
+     * after (the broker revokes meanwhile). */
 
     Airlock__Internal__V1__Usage usage = AIRLOCK__INTERNAL__V1__USAGE__INIT;
     char out_hash[SHA256_HEX_LEN], err_hash[SHA256_HEX_LEN];
@@ -251,6 +262,7 @@ int main(int argc, char **argv)
     usage.stderr_bytes = relay.bytes[1];
     usage.output_truncated = res.reason == SANDBOX_REASON_OUTPUT_LIMIT;
     int rc = send_usage(a.fd, &usage) == 0 ? 0 : 1;
+    sandbox_discard(sb);
     protobuf_c_message_free_unpacked(&task->base, NULL);
     return rc;
 }

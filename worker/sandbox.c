@@ -47,6 +47,8 @@ struct sandbox {
     pid_t init_pid;
     int sync_w, status_r, in_w, out_r, err_r, assign_w, ready_r, listener;
     size_t notif_size;
+    uint64_t cg_memory_bytes; /* the cgroup's limits as they stand */
+    uint32_t cg_max_pids;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -147,10 +149,10 @@ int sandbox_cgroup_remove(enum sandbox_cgroup_mode mode, const char *id, char *m
     return rc;
 }
 
-/* Makes the sandbox's cgroup (unless the mode is NONE) with the default
- * limits; the task's replace them on assignment. 0, or -1 with msg. */
-static int cgroup_begin(enum sandbox_cgroup_mode mode, const char *id, struct sbx_cgroup **out,
-                        char *msg, size_t msglen)
+/* Makes the sandbox's cgroup (unless the mode is NONE) with the prepared
+ * limits; a task's own replace them on assignment. 0, or -1 with msg. */
+static int cgroup_begin(enum sandbox_cgroup_mode mode, const char *id, uint64_t memory_bytes,
+                        uint32_t max_pids, struct sbx_cgroup **out, char *msg, size_t msglen)
 {
     *out = NULL;
     if (mode == SANDBOX_CGROUP_NONE)
@@ -166,8 +168,7 @@ static int cgroup_begin(enum sandbox_cgroup_mode mode, const char *id, struct sb
     } else {
         if (!id)
             random_id(name);
-        if (sbx_cgroup_create(h, id ? id : name, SBX_DEFAULT_MEMORY, SBX_DEFAULT_PIDS, cg, why,
-                              sizeof why) != 0)
+        if (sbx_cgroup_create(h, id ? id : name, memory_bytes, max_pids, cg, why, sizeof why) != 0)
             err_set(msg, msglen, "task cgroup: %s", why);
         else
             rc = 0;
@@ -378,7 +379,10 @@ int sandbox_prepare(const struct sandbox_spec *spec, struct sandbox **out, char 
     struct pipe_guard guard;
     pipe_guard_on(&guard);
     int rc = -1;
-    if (cgroup_begin(spec->cgroup, spec->id, &sb->cg, msg, msglen) != 0 ||
+    sb->cg_memory_bytes = spec->memory_bytes ? spec->memory_bytes : SBX_DEFAULT_MEMORY;
+    sb->cg_max_pids = spec->max_pids ? spec->max_pids : SBX_DEFAULT_PIDS;
+    if (cgroup_begin(spec->cgroup, spec->id, sb->cg_memory_bytes, sb->cg_max_pids, &sb->cg, msg,
+                     msglen) != 0 ||
         sbx_seccomp_build(&p->prog, msg, msglen) != 0 ||
         sbx_seccomp_notif_size(&sb->notif_size, msg, msglen) != 0 ||
         make_channels(sb, msg, msglen) != 0)
@@ -480,10 +484,8 @@ static int send_assignment(struct sandbox *sb, const struct sandbox_task *task,
 int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_output_fn on_output,
                   void *ctx, struct sandbox_result *result)
 {
-    if (!result) {
-        sandbox_discard(sb);
+    if (!result)
         return -1;
-    }
     memset(result, 0, sizeof *result);
     result->exit_code = -1;
     result->seccomp_syscall = -1;
@@ -525,7 +527,9 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_o
     if (env_blob(task->env, env, SBX_ENV_MAX - 1, &env_len, result) != 0)
         goto out;
     char why[200];
-    if (sb->cg && sbx_cgroup_limit(sb->cg, lim.memory_bytes, lim.max_pids, why, sizeof why) != 0) {
+    uint64_t memory = lim.memory_bytes != sb->cg_memory_bytes ? lim.memory_bytes : 0;
+    uint32_t pids = lim.max_pids != sb->cg_max_pids ? lim.max_pids : 0;
+    if (sb->cg && (memory || pids) && sbx_cgroup_limit(sb->cg, memory, pids, why, sizeof why) != 0) {
         fail(result, "task cgroup: %s", why);
         goto out;
     }
@@ -562,7 +566,6 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_o
 out:
     pipe_guard_off(&guard);
     free(env);
-    sandbox_free(sb, result);
     if (rc != 0)
         result->reason = SANDBOX_REASON_SANDBOX_ERROR;
     return rc;
@@ -580,11 +583,14 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         return fail(result, "%s", "no task");
     struct sandbox_limits lim = task->limits;
     sbx_limits_resolve(&lim);
-    struct sandbox_spec spec = {task->runtime, task->cgroup, task->id, lim.disk_bytes};
+    struct sandbox_spec spec = {task->runtime, task->cgroup, task->id, lim.disk_bytes,
+                                lim.memory_bytes, lim.max_pids};
     struct sandbox *sb;
     if (sandbox_prepare(&spec, &sb, result->message, sizeof result->message) != 0) {
         result->reason = SANDBOX_REASON_SANDBOX_ERROR;
         return -1;
     }
-    return sandbox_start(sb, task, on_output, ctx, result);
+    int rc = sandbox_start(sb, task, on_output, ctx, result);
+    sandbox_free(sb, result);
+    return rc;
 }

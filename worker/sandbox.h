@@ -105,6 +105,11 @@ struct sandbox_spec {
      * the sandbox holds no privilege to resize it later): the task's
      * limits.disk_bytes must be this. 0: SBX_DEFAULT_DISK. */
     uint64_t disk_bytes;
+    /* The cgroup's limits while it waits (0: the defaults); a task with
+     * other limits has them written on assignment, the same ones cost
+     * nothing. */
+    uint64_t memory_bytes;
+    uint32_t max_pids;
 };
 
 /* Builds a sandbox and waits until it is ready. 0 with *out, or -1 with msg.
@@ -119,13 +124,15 @@ int sandbox_watch_fds(const struct sandbox *sb, int *fds, int max);
 
 /* Gives a prepared sandbox its task (task->runtime and the resolved
  * limits.disk_bytes must be the prepared ones; task->cgroup and task->id
- * are not used) and runs it to completion as
- * sandbox_run does. The task's limits apply from here, and its time and CPU
- * count from here. Frees sb. */
+ * are not used) and runs it to completion as sandbox_run does. The task's
+ * limits apply from here, and its time and CPU count from here. On return
+ * every process of the sandbox is gone; sb still holds its cgroup: end it
+ * with sandbox_discard (the result can go out first). */
 int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_output_fn on_output,
                   void *ctx, struct sandbox_result *result);
 
-/* Kills and frees a prepared sandbox that will get no task. */
+/* Kills what is left of a sandbox (nothing, after sandbox_start), removes
+ * its cgroup and frees it. NULL is fine. */
 void sandbox_discard(struct sandbox *sb);
 
 /* Runs the task to completion. Returns 0 when a result was produced (whatever
