@@ -53,6 +53,7 @@ struct pool {
     char *worker_exe;
     uint32_t cgroup_mode;
     struct sandbox_limits prepared; /* the pool's sandboxes' */
+    int filter_fd;                  /* the seccomp program, built once, for every worker */
     struct runtime_pool *rt;
     size_t n_rt;
     size_t total; /* sum of sizes */
@@ -103,6 +104,7 @@ static int spawn_worker(const struct pool *p, const char *runtime,
     }
     rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, child_end, 3);
+    rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, p->filter_fd, 4);
     rc = rc ? rc : posix_spawnattr_setsigmask(&attr, &none);
     rc = rc ? rc : posix_spawnattr_setsigdefault(&attr, &defaults);
     rc = rc ? rc : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -114,7 +116,8 @@ static int spawn_worker(const struct pool *p, const char *runtime,
     char *const argv[] = {p->worker_exe,    "--fd",           "3",    "--runtime",
                           (char *)runtime,  "--id",           w->id,  "--cgroup",
                           cgroup,           "--disk-bytes",   disk,   "--memory-bytes",
-                          memory,           "--max-pids",     pids,   NULL};
+                          memory,           "--max-pids",     pids,   "--seccomp-fd",
+                          "4",              NULL};
     char *const envp[] = {NULL};
     if (!rc)
         rc = posix_spawn(&w->pid, p->worker_exe, &fa, &attr, argv, envp);
@@ -327,7 +330,7 @@ struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode,
         err_set(err, errlen, "out of memory");
         return NULL;
     }
-    p->wake[0] = p->wake[1] = -1;
+    p->wake[0] = p->wake[1] = p->filter_fd = -1;
     p->cgroup_mode = cgroup_mode;
     p->prepared = *prepared;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -357,6 +360,16 @@ struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode,
         }
         p->total += r->size;
         p->n_rt++;
+    }
+    /* Above the fds a worker's spawn sets up (0, 3, 4). */
+    int filter = sandbox_filter_fd(err, errlen);
+    if (filter < 0)
+        goto fail;
+    p->filter_fd = fcntl(filter, F_DUPFD_CLOEXEC, 10);
+    close(filter);
+    if (p->filter_fd < 0) {
+        err_set(err, errlen, "fcntl: %s", strerror(errno));
+        goto fail;
     }
     if (pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         err_set(err, errlen, "pipe2: %s", strerror(errno));
@@ -395,6 +408,8 @@ void pool_free(struct pool *p)
     for (int i = 0; i < 2; i++)
         if (p->wake[i] >= 0)
             close(p->wake[i]);
+    if (p->filter_fd >= 0)
+        close(p->filter_fd);
     pthread_mutex_destroy(&p->mu);
     free(p->rt);
     free(p->worker_exe);

@@ -128,6 +128,7 @@ struct args {
     const char *runtime, *id;
     enum sandbox_cgroup_mode cgroup;
     uint64_t disk_bytes, memory_bytes, max_pids; /* the sandbox as prepared; 0: defaults */
+    int filter_fd;                               /* the broker's seccomp program; -1: build */
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -139,10 +140,11 @@ static int parse_args(int argc, char **argv, struct args *a)
                                          {"disk-bytes", required_argument, NULL, 'd'},
                                          {"memory-bytes", required_argument, NULL, 'm'},
                                          {"max-pids", required_argument, NULL, 'p'},
+                                         {"seccomp-fd", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     uint64_t v;
     int c;
-    *a = (struct args){.fd = 3, .cgroup = SANDBOX_CGROUP_AUTO};
+    *a = (struct args){.fd = 3, .cgroup = SANDBOX_CGROUP_AUTO, .filter_fd = -1};
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -164,6 +166,11 @@ static int parse_args(int argc, char **argv, struct args *a)
                                            : &a->max_pids) != 0)
                 return -1;
             break;
+        case 's':
+            if (parse_u64_range(optarg, 0, 1024, &v) != 0)
+                return -1;
+            a->filter_fd = (int)v;
+            break;
         case 'r': a->runtime = optarg; break;
         case 'i': a->id = optarg; break;
         default: return -1;
@@ -178,7 +185,8 @@ int main(int argc, char **argv)
     struct args a;
     if (parse_args(argc, argv, &a) != 0) {
         fprintf(stderr, "usage: airlock-worker --runtime NAME --id ID [--cgroup MODE]"
-                        " [--disk-bytes N] [--memory-bytes N] [--max-pids N] [--fd N]"
+                        " [--disk-bytes N] [--memory-bytes N] [--max-pids N] [--seccomp-fd N]"
+                        " [--fd N]"
                         "  (started by airlock-broker)\n");
         return 64;
     }
@@ -188,8 +196,13 @@ int main(int argc, char **argv)
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &ign, NULL);
 
-    struct sandbox_spec spec = {a.runtime,      a.cgroup,        a.id,
-                                a.disk_bytes,   a.memory_bytes, (uint32_t)a.max_pids};
+    struct sandbox_spec spec = {.runtime = a.runtime,
+                                .cgroup = a.cgroup,
+                                .id = a.id,
+                                .disk_bytes = a.disk_bytes,
+                                .memory_bytes = a.memory_bytes,
+                                .max_pids = (uint32_t)a.max_pids,
+                                .filter_fd = a.filter_fd};
     struct sandbox *sb = NULL;
     char msg[256];
     if (sandbox_prepare(&spec, &sb, msg, sizeof msg) != 0) {

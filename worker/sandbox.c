@@ -383,7 +383,8 @@ int sandbox_prepare(const struct sandbox_spec *spec, struct sandbox **out, char 
     sb->cg_max_pids = spec->max_pids ? spec->max_pids : SBX_DEFAULT_PIDS;
     if (cgroup_begin(spec->cgroup, spec->id, sb->cg_memory_bytes, sb->cg_max_pids, &sb->cg, msg,
                      msglen) != 0 ||
-        sbx_seccomp_build(&p->prog, msg, msglen) != 0 ||
+        (spec->filter_fd >= 0 ? sbx_seccomp_read(spec->filter_fd, &p->prog, msg, msglen)
+                              : sbx_seccomp_build(&p->prog, msg, msglen)) != 0 ||
         sbx_seccomp_notif_size(&sb->notif_size, msg, msglen) != 0 ||
         make_channels(sb, msg, msglen) != 0)
         goto out;
@@ -583,8 +584,13 @@ int sandbox_run(const struct sandbox_task *task, sandbox_output_fn on_output, vo
         return fail(result, "%s", "no task");
     struct sandbox_limits lim = task->limits;
     sbx_limits_resolve(&lim);
-    struct sandbox_spec spec = {task->runtime, task->cgroup, task->id, lim.disk_bytes,
-                                lim.memory_bytes, lim.max_pids};
+    struct sandbox_spec spec = {.runtime = task->runtime,
+                                .cgroup = task->cgroup,
+                                .id = task->id,
+                                .disk_bytes = lim.disk_bytes,
+                                .memory_bytes = lim.memory_bytes,
+                                .max_pids = lim.max_pids,
+                                .filter_fd = -1};
     struct sandbox *sb;
     if (sandbox_prepare(&spec, &sb, result->message, sizeof result->message) != 0) {
         result->reason = SANDBOX_REASON_SANDBOX_ERROR;

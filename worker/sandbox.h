@@ -110,7 +110,14 @@ struct sandbox_spec {
      * nothing. */
     uint64_t memory_bytes;
     uint32_t max_pids;
+    /* The seccomp program, from sandbox_filter_fd (read, not consumed);
+     * -1: built here. Set it: 0 is a valid fd. */
+    int filter_fd;
 };
+
+/* The sandbox's seccomp program, built once, in a sealed memfd (close-on-
+ * exec) for sandbox_spec.filter_fd. The fd, or -1 with msg. */
+int sandbox_filter_fd(char *msg, size_t msglen);
 
 /* Builds a sandbox and waits until it is ready. 0 with *out, or -1 with msg.
  * The calling process must be root or hold CAP_SYS_ADMIN + CAP_SETUID/GID. */

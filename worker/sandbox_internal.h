@@ -124,7 +124,11 @@ char *const *sbx_base_env(void);
 /* Largest seccomp notification buffer the supervisor accepts (the kernel's
  * struct seccomp_notif is 80 bytes). */
 #define SBX_NOTIF_MAX 1024
-/* Builds the allowlist once, in the parent. 0 or -1 with msg filled. */
+/* Builds the allowlist into a sealed memfd (*fd). 0 or -1 with msg filled. */
+int sbx_seccomp_export(int *fd, char *msg, size_t msglen);
+/* Reads a program from such a memfd (it must be sealed). 0 or -1 with msg. */
+int sbx_seccomp_read(int fd, struct sock_fprog *prog, char *msg, size_t msglen);
+/* Both: builds the allowlist in memory, in the parent. 0 or -1 with msg. */
 int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen);
 void sbx_seccomp_free(struct sock_fprog *prog);
 /* Parent: the notification buffer size the kernel wants (GET_NOTIF_SIZES). */

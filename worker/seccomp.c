@@ -1,8 +1,10 @@
 /*
  * seccomp.c - the syscall allowlist and its user-notification listener.
  *
- * The filter is built once per sandbox_run in the parent with libseccomp and
- * exported to a BPF program in memory. The task process attaches it with
+ * The filter is built with libseccomp and exported to a BPF program in a
+ * sealed memfd: once per broker (sandbox_filter_fd, handed to every worker:
+ * building it costs a fresh process milliseconds of allocation), or per
+ * sandbox when none is given. The task process attaches it with
  * SECCOMP_FILTER_FLAG_NEW_LISTENER before it is ready (its children inherit
  * it) and hands the listener fd to the supervisor (init.c, supervise.c);
  * the init attaches the same program for itself, without a listener, once
@@ -28,6 +30,7 @@
  * seccomp, and everything else not listed below.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -157,9 +160,9 @@ static int add_rules(scmp_filter_ctx ctx, char *msg, size_t msglen)
     return 0;
 }
 
-int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
+int sbx_seccomp_export(int *out, char *msg, size_t msglen)
 {
-    memset(prog, 0, sizeof *prog);
+    *out = -1;
     /* libseccomp probes the kernel's seccomp API level and refuses actions it
      * thinks unsupported; emulators such as valgrind hide the seccomp syscall.
      * The kernel has the final say when the filter is attached (failure there
@@ -177,7 +180,6 @@ int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
         return -1;
     }
     int rc = -1, fd = -1;
-    void *buf = NULL;
     int err = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (err != 0) {
         snprintf(msg, msglen, "seccomp bad-arch action: %s", strerror(-err));
@@ -185,9 +187,8 @@ int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
     }
     if (add_rules(ctx, msg, msglen) != 0)
         goto out;
-
-    /* libseccomp 2.5 exports only to an fd: go through a memfd. */
-    fd = memfd_create("airlock-seccomp", MFD_CLOEXEC);
+    /* libseccomp 2.5 exports only to an fd: a memfd, sealed once written. */
+    fd = memfd_create("airlock-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
         snprintf(msg, msglen, "memfd_create: %s", strerror(errno));
         goto out;
@@ -196,31 +197,64 @@ int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
         snprintf(msg, msglen, "seccomp_export_bpf: %s", strerror(-err));
         goto out;
     }
-    off_t size = lseek(fd, 0, SEEK_END);
-    if (size <= 0 || size % sizeof(struct sock_filter) != 0 ||
-        size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-        snprintf(msg, msglen, "seccomp program has a bad size (%lld)", (long long)size);
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        snprintf(msg, msglen, "sealing the seccomp program: %s", strerror(errno));
         goto out;
     }
-    buf = malloc((size_t)size);
-    if (!buf) {
-        snprintf(msg, msglen, "out of memory");
-        goto out;
-    }
-    if (pread(fd, buf, (size_t)size, 0) != size) {
-        snprintf(msg, msglen, "reading seccomp program: %s", strerror(errno));
-        goto out;
-    }
-    prog->len = (unsigned short)(size / sizeof(struct sock_filter));
-    prog->filter = buf;
-    buf = NULL;
+    *out = fd;
+    fd = -1;
     rc = 0;
 out:
-    free(buf);
     if (fd >= 0)
         close(fd);
     seccomp_release(ctx);
     return rc;
+}
+
+int sbx_seccomp_read(int fd, struct sock_fprog *prog, char *msg, size_t msglen)
+{
+    memset(prog, 0, sizeof *prog);
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_WRITE) || !(seals & F_SEAL_SHRINK)) {
+        snprintf(msg, msglen, "the seccomp program's fd is not a sealed memfd");
+        return -1;
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % sizeof(struct sock_filter) != 0 ||
+        size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        snprintf(msg, msglen, "seccomp program has a bad size (%lld)", (long long)size);
+        return -1;
+    }
+    void *buf = malloc((size_t)size);
+    if (!buf) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    if (pread(fd, buf, (size_t)size, 0) != size) {
+        snprintf(msg, msglen, "reading seccomp program: %s", strerror(errno));
+        free(buf);
+        return -1;
+    }
+    prog->len = (unsigned short)(size / sizeof(struct sock_filter));
+    prog->filter = buf;
+    return 0;
+}
+
+int sbx_seccomp_build(struct sock_fprog *prog, char *msg, size_t msglen)
+{
+    int fd;
+    memset(prog, 0, sizeof *prog);
+    if (sbx_seccomp_export(&fd, msg, msglen) != 0)
+        return -1;
+    int rc = sbx_seccomp_read(fd, prog, msg, msglen);
+    close(fd);
+    return rc;
+}
+
+int sandbox_filter_fd(char *msg, size_t msglen)
+{
+    int fd;
+    return sbx_seccomp_export(&fd, msg, msglen) == 0 ? fd : -1;
 }
 
 void sbx_seccomp_free(struct sock_fprog *prog)

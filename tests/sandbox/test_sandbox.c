@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1055,6 +1056,58 @@ static void test_usage_reported(void **state)
     capture_free(&c);
 }
 
+/* The prepare/start split, as the warm pool uses it: a sandbox built with
+ * the broker's shared seccomp program waits, then runs its task with that
+ * filter in force; a program whose memfd is not sealed is refused. */
+static void test_prepared_with_shared_filter(void **state)
+{
+    (void)state;
+    char msg[256];
+    int filter = sandbox_filter_fd(msg, sizeof msg);
+    assert_true(filter >= 0);
+    struct sandbox_spec spec = {.runtime = "python3", .cgroup = SANDBOX_CGROUP_AUTO,
+                                .filter_fd = filter};
+    for (int i = 0; i < 2; i++) {
+        struct sandbox *sb = NULL;
+        assert_int_equal(sandbox_prepare(&spec, &sb, msg, sizeof msg), 0);
+        usleep(100000); /* ready, waiting: nothing of a task in it */
+        struct capture c = {0};
+        struct sandbox_task t = mktask("python3", i == 0 ? "print('warm')"
+                                                          : "import ctypes\n"
+                                                            "ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)\n");
+        struct sandbox_result r;
+        assert_int_equal(sandbox_start(sb, &t, on_output, &c, &r), 0);
+        sandbox_discard(sb);
+        if (i == 0) {
+            assert_int_equal(r.reason, SANDBOX_REASON_OK);
+            assert_string_equal(out(&c), "warm\n");
+        } else {
+            assert_int_equal(r.reason, SANDBOX_REASON_SECCOMP);
+            assert_int_equal(r.seccomp_syscall, 101);
+        }
+        capture_free(&c);
+    }
+    /* A runtime other than the prepared one is refused, and nothing runs. */
+    struct sandbox *sb = NULL;
+    assert_int_equal(sandbox_prepare(&spec, &sb, msg, sizeof msg), 0);
+    struct sandbox_task t = mktask("sh", "echo ran");
+    struct capture c = {0};
+    struct sandbox_result r;
+    assert_int_equal(sandbox_start(sb, &t, on_output, &c, &r), -1);
+    assert_int_equal(r.reason, SANDBOX_REASON_SANDBOX_ERROR);
+    assert_string_equal(out(&c), "");
+    sandbox_discard(sb);
+    close(filter);
+
+    int unsealed = memfd_create("not-sealed", MFD_CLOEXEC);
+    assert_true(unsealed >= 0);
+    assert_int_equal(write(unsealed, "\x06\0\0\0\0\0\xff\x7f", 8), 8); /* RET ALLOW */
+    spec.filter_fd = unsealed;
+    assert_int_equal(sandbox_prepare(&spec, &sb, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "not a sealed memfd"));
+    close(unsealed);
+}
+
 static void test_repeated_runs_leak_nothing(void **state)
 {
     (void)state;
@@ -1118,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_cpu_of_tree),
         cmocka_unit_test(test_cgroup_removed),
         cmocka_unit_test(test_usage_reported),
+        cmocka_unit_test(test_prepared_with_shared_filter),
         cmocka_unit_test(test_repeated_runs_leak_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
