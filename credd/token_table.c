@@ -18,6 +18,11 @@
  *   UNKNOWN  never inserted, or swept (exp < now - grace).
  * Revoking changes only an ACTIVE token; it returns the prior status, so a
  * repeated revoke returns REVOKED (idempotent, RFC 7009).
+ *
+ * Claims are served only for an ACTIVE token, so a token that stops being
+ * active (revoked, or found expired by a sweep) keeps just its tombstone -
+ * jti, expiry, flag - until swept: a busy credd's table costs about a
+ * hundred bytes per token of the grace period, not the claims' kilobytes.
  */
 #include "token.h"
 
@@ -35,7 +40,7 @@ struct entry {
     struct entry *next;
     uint64_t hash;
     int64_t exp;
-    json_t *claims;
+    json_t *claims; /* NULL once the token is no longer active */
     bool revoked;
     char jti[]; /* NUL-terminated */
 };
@@ -224,12 +229,17 @@ enum token_status token_table_revoke(struct token_table *t, const char *jti, int
     uint64_t h = hash_jti(t, jti, len);
     struct stripe *s = stripe_of(t, h);
 
+    json_t *drop = NULL;
     pthread_mutex_lock(&s->lock);
     struct entry *e = *find(s, h, jti);
     enum token_status st = e ? status_of(e, now) : TOKEN_UNKNOWN;
-    if (st == TOKEN_ACTIVE)
+    if (st == TOKEN_ACTIVE) {
         e->revoked = true;
+        drop = e->claims;
+        e->claims = NULL;
+    }
     pthread_mutex_unlock(&s->lock);
+    json_decref(drop); /* outside the lock */
     return st;
 }
 
@@ -248,6 +258,10 @@ size_t token_table_sweep(struct token_table *t, int64_t now, int64_t grace_secon
             struct entry **link = &s->buckets[b];
             while (*link) {
                 struct entry *e = *link;
+                if (e->claims && e->exp <= now) { /* expired: a tombstone from now on */
+                    json_decref(e->claims);   /* under the lock: rare, and cheap */
+                    e->claims = NULL;
+                }
                 if (e->exp < cutoff) {
                     *link = e->next;
                     e->next = victims;
