@@ -64,6 +64,9 @@ struct task {
     Airlock__V1__MintResponse *token;
     struct worker w; /* pid -1 until one is taken; sock is our end */
     json_t *record;  /* the execution's audit fields so far */
+    /* Where the time went (monotonic_us), for the execute record. */
+    uint64_t queued_ms;
+    int64_t at_mint, at_minted, at_recorded, at_handed, at_reported, at_revoked;
 };
 
 
@@ -382,6 +385,17 @@ static int record_execution(struct task *t, const Airlock__V1__Finished *fin,
         return err_set(err, errlen, "out of memory");
     }
     json_decref(outcome);
+    json_t *timing = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queue_us",
+                               (json_int_t)t->queued_ms * 1000, "mint_us",
+                               (json_int_t)(t->at_minted - t->at_mint), "start_us",
+                               (json_int_t)(t->at_recorded - t->at_minted), "handoff_us",
+                               (json_int_t)(t->at_handed - t->at_recorded), "run_us",
+                               (json_int_t)(t->at_reported - t->at_handed), "revoke_us",
+                               (json_int_t)(t->at_revoked - t->at_reported));
+    if (json_object_set_new(f, "timing", timing) != 0) {
+        json_decref(f);
+        return err_set(err, errlen, "out of memory");
+    }
     if (fin->reason == AIRLOCK__V1__FINISHED__REASON__SECCOMP &&
         json_object_set_new(f, "seccomp_syscall", json_integer(fin->seccomp_syscall)) != 0) {
         json_decref(f);
@@ -437,7 +451,9 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
 
     Airlock__V1__Finished fin = AIRLOCK__V1__FINISHED__INIT;
     char msg[256] = "";
+    t->at_handed = monotonic_us();
     Airlock__Internal__V1__Usage *u = relay(t, timeout_ms, &fin, msg, sizeof msg);
+    t->at_reported = monotonic_us();
     if (u) {
         fin.exit_code = u->exit_code;
         fin.signal = u->signal;
@@ -466,6 +482,7 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
      * before the caller hears the task is over. */
     const char *why = u ? "task_ended" : "backstop";
     fin.token_revoked = revoke_token(t, why);
+    t->at_revoked = monotonic_us();
     const char *revoked_by = fin.token_revoked ? why : "";
     fin.code_sha256 = t->code_sha256;
     log_info("task %s: sub=%s runtime=%s reason=%d exit=%d wall=%llums revoked=%d", t->id,
@@ -545,6 +562,7 @@ static grpc_status_code take_slot(struct task *t)
     uint64_t waited = 0;
     enum admission_result ar =
         admission_enter(t->broker->admission, caller_gone, t->call, &waited);
+    t->queued_ms = waited;
     if (ar == ADMISSION_OK) {
         if (waited)
             log_info("task %s waited %llu ms for a slot", t->id, (unsigned long long)waited);
@@ -593,8 +611,10 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
         return rc;
     }
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
+    t->at_mint = monotonic_us();
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
         char err[256];
+        t->at_minted = monotonic_us();
         const struct sandbox_limits want = {.timeout_ms = limits.timeout_ms,
                                             .memory_bytes = limits.memory_bytes,
                                             .max_pids = limits.max_pids,
@@ -607,8 +627,10 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
                                "cannot start a worker: %s; nothing was run", strerror(errno));
         else if (record_start(t, req, &limits, d, err, sizeof err) != 0)
             rc = audit_call_fail(t->call, err, "nothing was run");
-        else
+        else {
+            t->at_recorded = monotonic_us();
             rc = run_task(t, req, &limits, d);
+        }
         if (rc != GRPC_STATUS_OK) {
             /* Failed before Finished went out: make sure nothing is left behind. */
             kill_worker(t);

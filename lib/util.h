@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 int64_t monotonic_ms(void);
+int64_t monotonic_us(void);
 int64_t unix_seconds(void);
 int64_t unix_ms(void); /* wall clock, milliseconds since the epoch */
 

@@ -63,6 +63,13 @@ class WarmPool(DaemonTestCase):
             seen.add(sb["id"])
             # The worker that ran it is gone with its sandbox.
             self.assertNotIn(sb["id"], idle_workers(runtime).values())
+            # The execute record says where the time went.
+            rec = [r for r in audit_records(self.d, "execute")
+                   if r["task_id"] == started.task_id][0]
+            self.assertEqual(set(rec["timing"]), {"queue_us", "mint_us", "start_us",
+                                                  "handoff_us", "run_us", "revoke_us"})
+            self.assertTrue(all(v >= 0 for v in rec["timing"].values()), rec["timing"])
+            self.assertGreater(rec["timing"]["run_us"], 0)
 
     def test_python_runs_as_a_script(self):
         code = ("import sys, __main__\n"
