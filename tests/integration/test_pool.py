@@ -15,6 +15,7 @@ from airlock.v1 import broker_pb2
 from airlock_fixture import DaemonTestCase, EXECUTE, bin_path, proc_cmdlines
 
 READY_WAIT_S = 20
+POOL_SIZE = 2
 
 
 def audit_records(d, kind):
@@ -39,6 +40,7 @@ def idle_workers(runtime):
 
 
 class WarmPool(DaemonTestCase):
+    BROKER_ARGS = ("--pool", f"sh={POOL_SIZE}", "--pool", f"python3={POOL_SIZE}")
 
     def run_warm(self, runtime, code, **kw):
         """Runs a task, retrying (up to READY_WAIT_S) until it lands in a
@@ -150,20 +152,26 @@ print(" ".join(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "net", "pid", 
                   "grep -v self; echo done")
         self.assertEqual(out, b"/tmp:\n\n/work:\nmain.sh\ndone\n", err)
 
+    def settled_workers(self, runtime, n):
+        """The runtime's workers once exactly n are alive (the pool's size:
+        a worker that just ran a task may still be exiting)."""
+        deadline = time.monotonic() + READY_WAIT_S
+        while len(idle_workers(runtime)) != n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = idle_workers(runtime)
+        self.assertEqual(len(workers), n, f"{workers}\n{self.d.logs()}")
+        return workers
+
     def test_a_ready_worker_that_dies_is_replaced(self):
         self.run_warm("sh", "true")
-        before = idle_workers("sh")
-        self.assertTrue(before, "no ready sh worker")
+        before = self.settled_workers("sh", POOL_SIZE)
         victim = next(iter(before))
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + READY_WAIT_S
-        while time.monotonic() < deadline:
-            now = idle_workers("sh")
-            if victim not in now and len(now) >= len(before):
-                break
-            time.sleep(0.1)
-        self.assertNotIn(victim, idle_workers("sh"))
-        self.assertGreaterEqual(len(idle_workers("sh")), len(before), self.d.logs())
+        while victim in idle_workers("sh") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = self.settled_workers("sh", POOL_SIZE)
+        self.assertNotIn(victim, after)
         _, out, _, fin, _ = self.run_warm("sh", "echo still")
         self.assertEqual(out, b"still\n")
 
@@ -233,18 +241,21 @@ class Admission(DaemonTestCase):
 
     def test_waiting_callers_run_when_slots_free_in_order(self):
         held = self.fill_slots()
-        queued = [Call(self.broker, f"echo queued {i}") for i in range(2)]
+        first = Call(self.broker, "echo first; sleep 30")
+        time.sleep(0.2)
+        second = Call(self.broker, "echo second")
         time.sleep(0.5)
-        self.assertFalse(any(q.started() for q in queued), "ran past the slot limit")
+        self.assertFalse(first.started() or second.started(), "ran past the slot limit")
+        # One slot frees: the first in line runs, the second still waits.
         self.release(held[:1])
-        # One slot: the first in line runs, the second still waits.
-        self.assertEqual(queued[0].done(), grpc.StatusCode.OK, queued[0].details)
-        self.assertFalse(queued[1].started())
+        self.assertTrue(first.wait(first.started), first.details)
+        time.sleep(0.5)
+        self.assertFalse(second.started(), "the second in line overtook the first")
         self.release(held[1:])
-        self.assertEqual(queued[1].done(), grpc.StatusCode.OK, queued[1].details)
-        for i, q in enumerate(queued):
-            out = b"".join(ev.stdout for ev in q.events if ev.WhichOneof("event") == "stdout")
-            self.assertEqual(out, f"queued {i}\n".encode())
+        self.assertEqual(second.done(), grpc.StatusCode.OK, second.details)
+        out = b"".join(ev.stdout for ev in second.events if ev.WhichOneof("event") == "stdout")
+        self.assertEqual(out, b"second\n")
+        self.release([first])
 
     def test_beyond_the_queue_is_refused_at_once(self):
         held = self.fill_slots()
