@@ -71,9 +71,9 @@ for audit in durable nofsync; do
     stop_daemon "mint-$audit"
 done
 
-/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" <<'PY'
+/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" "$TASKS" <<'PY'
 import json, os, sys
-tmp, mint_conc = sys.argv[1], sys.argv[2]
+tmp, mint_conc, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 def load(name):
     try:
@@ -116,4 +116,25 @@ for audit, what in (("durable", "audit fdatasync'd"), ("nofsync", "--audit-no-fs
 print(f"{'figure':52} {'measured':>15}  vs")
 for name, value, vs in rows:
     print(f"{name:52} {value:>15}  {vs}")
+
+# Where a sequential task's time went, from the broker's own execute records
+# (timing, microseconds): medians over the p50 runs above (warm-up included).
+PHASES = ("queue_us", "mint_us", "start_us", "handoff_us", "run_us", "revoke_us")
+print()
+print(f"{'median us':22}" + "".join(f"{p[:-3]:>9}" for p in PHASES) + f"{'sum':>9}{'p50 e2e':>9}")
+for mode in ("cold", "warm"):
+    try:
+        recs = [json.loads(l) for l in open(os.path.join(tmp, mode, "audit.jsonl"))]
+    except OSError:
+        continue
+    for rt, name in (("sh", "sh"), ("python3", "py")):
+        t = [r["timing"] for r in recs if r.get("kind") == "execute" and r.get("runtime") == rt
+             and "timing" in r][: 10 + tasks]  # the sequential run, not the 32 streams
+        e2e = load(f"{mode}.{name}.json")
+        if not t or not e2e:
+            continue
+        med = [sorted(x[p] for x in t)[len(t) // 2] for p in PHASES]
+        print(f"{mode + ' ' + rt:22}" + "".join(f"{m:9d}" for m in med) +
+              f"{sum(med):9d}{e2e['p50_ms'] * 1000:9.0f}")
+print("(the rest of p50 e2e: gRPC both ways, authn, policy, the execute record, Finished)")
 PY
