@@ -1,6 +1,7 @@
 /*
- * rpc.c - gRPC C core glue: a thread-per-call server for registered unary and
- * server-streaming methods, Unix listeners that record SO_PEERCRED, TLS
+ * rpc.c - gRPC C core glue: a server that runs each call's handler on a
+ * thread of its own, reusing finished handler threads, for registered unary
+ * and server-streaming methods; Unix listeners that record SO_PEERCRED, TLS
  * listeners whose callers are verified per call (lib/tls.c), the health
  * service, and blocking client calls. See rpc.h for the contract.
  *
@@ -8,6 +9,13 @@
  * notifications; each pending request owns a pluck queue that becomes the
  * call's queue, so the handler thread drives its call with blocking plucks.
  * A generic request is always pending so unknown methods get UNIMPLEMENTED.
+ *
+ * Handler threads: rpc_server_run's thread hands each new call to a parked
+ * (idle) handler thread, or starts one; a thread whose handler returned parks
+ * for the next call, unless IDLE_THREADS_MAX are parked already, in which
+ * case it exits. Creating a thread costs the kernel a stack mmap, page faults
+ * and, at exit, an munmap with TLB flushes: on a paravirtualized VM that was
+ * most of credd's CPU under Mint load when every call had a new thread.
  */
 #include "rpc.h"
 
@@ -36,6 +44,12 @@
 
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define MAX_LISTENERS 4
+/* Parked handler threads kept for the next calls (fewer if the server allows
+ * fewer calls). Enough for the concurrency a 2-core daemon sustains on short
+ * calls; a burst beyond it pays for its extra threads once, and they go when
+ * it ends, so idle threads hold a few MiB at most. */
+#define IDLE_THREADS_MAX 16
+#define HANDLER_THREAD_NAME "rpc-call" /* in /proc/PID/task/TID/comm, top -H */
 
 /* ---------------------------------------------------------- byte buffers */
 
@@ -156,6 +170,16 @@ struct rpc_call {
     char message[RPC_STATUS_MESSAGE_MAX];
 };
 
+/* A handler thread. Joinable: shutdown, or rpc_server_run's thread for one
+ * that exited on its own, joins it and frees this. */
+struct handler_thread {
+    struct rpc_server *server;
+    pthread_t thread;
+    pthread_cond_t wake;          /* call set, or the server is stopping */
+    struct pending *call;         /* the call to serve next; NULL while parked */
+    struct handler_thread *next;  /* on the server's idle or exited list */
+};
+
 /* Credentials of the connection behind each fd we handed to gRPC. Indexed by
  * fd: a fd number is only reused after gRPC closed it, which it does only
  * once no call holds the connection, so a live call always reads the entry
@@ -186,9 +210,17 @@ struct rpc_server {
     struct peer_table peers;
     struct tls_server *tls; /* of the TLS listeners, if any; not owned */
 
+    /* Handler threads; all under lock. A thread is running a handler
+     * (counted in active_calls), parked on idle, or on exited (returned or
+     * about to, not yet joined). Threads are only started when none is
+     * parked, so running + parked never exceeds max_calls. */
     pthread_mutex_t lock;
-    pthread_cond_t idle;
-    int active_calls;
+    pthread_cond_t calls_done;      /* active_calls fell to 0 */
+    int active_calls;               /* handlers dispatched and not finished */
+    struct handler_thread *idle;    /* parked, the most recently parked first */
+    int nidle, max_idle;
+    struct handler_thread *exited;
+    bool stopping;                  /* shutting down: no thread parks */
     volatile sig_atomic_t stop;
     bool started;
     bool shut_down;
@@ -224,12 +256,13 @@ struct rpc_server *rpc_server_new(const struct rpc_method *methods, size_t nmeth
     s->methods = methods;
     s->nmethods = nmethods;
     s->max_calls = max_concurrent_calls > 0 ? max_concurrent_calls : 64;
+    s->max_idle = s->max_calls < IDLE_THREADS_MAX ? s->max_calls : IDLE_THREADS_MAX;
     s->wake_pipe[0] = s->wake_pipe[1] = -1;
     s->health = (struct rpc_method){HEALTH_CHECK_PATH, RPC_UNARY,
                                     &grpc__health__v1__health_check_request__descriptor,
                                     health_check, s};
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->calls_done, NULL);
     pthread_mutex_init(&s->peers.lock, NULL);
 
     grpc_arg args[] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0}};
@@ -611,24 +644,91 @@ static void serve_call(struct pending *p)
     pending_free(p);
 }
 
-static void call_done(struct rpc_server *s)
+/* With s->lock held: a handler has finished (or never started). */
+static void call_done_locked(struct rpc_server *s)
 {
-    pthread_mutex_lock(&s->lock);
     if (--s->active_calls == 0)
-        pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->lock);
+        pthread_cond_broadcast(&s->calls_done);
 }
 
-static void *call_thread(void *arg)
+/* Joins the threads on list and frees them. Without s->lock. */
+static void join_threads(struct handler_thread *list)
 {
-    struct pending *p = arg;
-    struct rpc_server *s = p->server;
-    serve_call(p);
-    call_done(s);
+    while (list) {
+        struct handler_thread *t = list;
+        list = t->next;
+        pthread_join(t->thread, NULL);
+        pthread_cond_destroy(&t->wake);
+        free(t);
+    }
+}
+
+/* Joins the threads that exited on their own since the last time. */
+static void reap_exited(struct rpc_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct handler_thread *exited = s->exited;
+    s->exited = NULL;
+    pthread_mutex_unlock(&s->lock);
+    join_threads(exited);
+}
+
+/* Serves the call it was started with, then parks for the next until the
+ * server stops or enough threads are parked already. */
+static void *handler_thread_main(void *arg)
+{
+    struct handler_thread *t = arg;
+    struct rpc_server *s = t->server;
+    pthread_setname_np(pthread_self(), HANDLER_THREAD_NAME);
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        struct pending *p = t->call;
+        t->call = NULL;
+        pthread_mutex_unlock(&s->lock);
+        serve_call(p);
+        pthread_mutex_lock(&s->lock);
+        call_done_locked(s);
+        if (s->stopping || s->nidle >= s->max_idle)
+            break;
+        t->next = s->idle;
+        s->idle = t;
+        s->nidle++;
+        while (!t->call && !s->stopping)
+            pthread_cond_wait(&t->wake, &s->lock);
+        if (!t->call) { /* still on the idle list: shutdown joins it from there */
+            pthread_mutex_unlock(&s->lock);
+            return NULL;
+        }
+    }
+    t->next = s->exited;
+    s->exited = t;
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-/* A new call arrived on pending p: serve it on its own thread. */
+/* Serves p (already counted in active_calls) on a new handler thread, or
+ * rejects it if there is none to be had. */
+static void start_handler_thread(struct rpc_server *s, struct pending *p)
+{
+    struct handler_thread *t = calloc(1, sizeof *t);
+    if (t) {
+        t->server = s;
+        t->call = p;
+        pthread_cond_init(&t->wake, NULL);
+        if (pthread_create(&t->thread, NULL, handler_thread_main, t) == 0)
+            return;
+        pthread_cond_destroy(&t->wake);
+        free(t);
+    }
+    reject_call(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy: cannot start a thread");
+    pending_free(p);
+    pthread_mutex_lock(&s->lock);
+    call_done_locked(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* A new call arrived on pending p: serve it on a handler thread of its own,
+ * a parked one if there is one. */
 static void dispatch(struct rpc_server *s, struct pending *p)
 {
     if (!p->method) {
@@ -642,33 +742,38 @@ static void dispatch(struct rpc_server *s, struct pending *p)
     }
     pthread_mutex_lock(&s->lock);
     bool full = s->active_calls >= s->max_calls;
-    if (!full)
+    struct handler_thread *t = NULL;
+    if (!full) {
         s->active_calls++;
+        if ((t = s->idle) != NULL) {
+            s->idle = t->next;
+            s->nidle--;
+            t->call = p;
+        }
+    }
+    struct handler_thread *exited = s->exited;
+    s->exited = NULL;
     pthread_mutex_unlock(&s->lock);
+    /* t cannot be freed meanwhile: only this thread joins handler threads. */
     if (full) {
         reject_call(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy: too many concurrent calls");
         pending_free(p);
-        return;
+    } else if (t) {
+        pthread_cond_signal(&t->wake);
+    } else {
+        start_handler_thread(s, p);
     }
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, call_thread, p);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        reject_call(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy: cannot start a thread");
-        pending_free(p);
-        call_done(s);
-    }
+    join_threads(exited);
 }
 
 void rpc_server_run(struct rpc_server *s)
 {
     while (!s->stop) {
         grpc_event ev = grpc_completion_queue_next(s->cq, deadline_after_ms(200), NULL);
-        if (ev.type != GRPC_OP_COMPLETE)
+        if (ev.type != GRPC_OP_COMPLETE) {
+            reap_exited(s); /* quiet: join what a burst left, not only at the next call */
             continue;
+        }
         struct pending *p = ev.tag;
         if (!ev.success) {
             pending_free(p);
@@ -682,7 +787,8 @@ void rpc_server_run(struct rpc_server *s)
     server_shutdown(s);
 }
 
-/* Stops accepting, cancels calls in flight and waits for their handlers. */
+/* Stops accepting, cancels calls in flight, waits for their handlers, then
+ * stops and joins every handler thread. */
 static void server_shutdown(struct rpc_server *s)
 {
     if (!s->started || s->shut_down)
@@ -704,9 +810,18 @@ static void server_shutdown(struct rpc_server *s)
         pending_free(ev.tag); /* requests that never got a call */
     }
     pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    for (struct handler_thread *t = s->idle; t; t = t->next)
+        pthread_cond_signal(&t->wake);
     while (s->active_calls > 0)
-        pthread_cond_wait(&s->idle, &s->lock);
+        pthread_cond_wait(&s->calls_done, &s->lock);
+    /* Every thread is now parked-and-woken or on exited: none parks again. */
+    struct handler_thread *idle = s->idle, *exited = s->exited;
+    s->idle = s->exited = NULL;
+    s->nidle = 0;
     pthread_mutex_unlock(&s->lock);
+    join_threads(idle);
+    join_threads(exited);
 }
 
 void rpc_server_stop(struct rpc_server *s)
@@ -742,7 +857,7 @@ void rpc_server_free(struct rpc_server *s)
     free(s->peers.by_fd);
     pthread_mutex_destroy(&s->peers.lock);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->calls_done);
     free(s);
 }
 

@@ -1,6 +1,7 @@
 /*
  * rpc.h - the gRPC C core glue shared by credd, the broker, the worker and
- * the CLI: a thread-per-call server with registered unary and
+ * the CLI: a server that runs each call's handler on a thread of its own
+ * (handler threads are reused from call to call), with registered unary and
  * server-streaming methods, Unix-socket listeners that know their peers'
  * credentials, TCP listeners with SPIFFE mutual TLS (lib/tls.h),
  * grpc.health.v1.Health/Check, and blocking client calls with deadlines.
@@ -59,7 +60,10 @@ struct rpc_call;
 /* Handler for one call. request is the unpacked request (owned by the
  * framework). A unary handler calls rpc_call_send once with its response; a
  * streaming handler calls it once per message. Return GRPC_STATUS_OK, or the
- * value of rpc_call_fail(). Handlers run on their own thread and may block. */
+ * value of rpc_call_fail(). Handlers run on their own thread and may block
+ * for as long as they like. A handler thread serves one call at a time and is
+ * then reused for a later call, so a handler must leave nothing of its call
+ * on the thread (signal mask, thread-local state, OpenSSL's error queue). */
 typedef grpc_status_code (*rpc_handler)(struct rpc_call *call, const ProtobufCMessage *request,
                                         void *ctx);
 
@@ -75,8 +79,11 @@ struct rpc_method {
 
 /* Creates a server; methods[] (and the strings in it) must outlive it.
  * Health/Check is added and answers SERVING for "" and for each service
- * named in the method paths. max_concurrent_calls bounds handler threads;
- * calls beyond it get RESOURCE_EXHAUSTED. */
+ * named in the method paths. max_concurrent_calls (<= 0: 64) bounds running
+ * handlers, and so handler threads; a call beyond it gets RESOURCE_EXHAUSTED
+ * at once, never a place in a queue. A thread whose handler returned waits
+ * for the next call; up to 16 (at most max_concurrent_calls) wait, the rest
+ * exit. */
 struct rpc_server *rpc_server_new(const struct rpc_method *methods, size_t nmethods,
                                   int max_concurrent_calls);
 
@@ -99,10 +106,13 @@ int rpc_server_listen_tls(struct rpc_server *s, const char *host_port, struct tl
 int rpc_server_start(struct rpc_server *s);
 
 /* Blocks until rpc_server_stop is called (e.g. from a signal-watching
- * thread), then shuts down: waits for running handlers, frees everything. */
+ * thread), then shuts down: stops accepting, cancels the calls in flight,
+ * waits for their handlers to return and joins every handler thread. */
 void rpc_server_run(struct rpc_server *s);
 /* Async-signal-safe: asks rpc_server_run to return. */
 void rpc_server_stop(struct rpc_server *s);
+/* Shuts down as rpc_server_run does, if it has not, and frees everything. No
+ * thread of the server's is left when it returns. NULL is a no-op. */
 void rpc_server_free(struct rpc_server *s);
 
 /* Call accessors, valid during the handler. */
