@@ -269,12 +269,15 @@ static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *re
     enum token_status after = before == TOKEN_ACTIVE ? TOKEN_REVOKED : before;
     if (before == TOKEN_ACTIVE)
         log_info("revoked jti=%s by %s", jti, who.id);
-    /* Recorded after the fact: a revocation is never held back. */
+    /* Recorded after the fact: a revocation is never held back. Nor is the
+     * reply held for an fsync: the record is written now and made durable
+     * with the next durable record (the broker's own execute record, durable
+     * before the caller hears of the task's end, says the token was revoked). */
     char err[256];
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s}", "caller", who.id, "token_id", jti, "reason",
                             req->reason[0] ? req->reason : "unspecified", "before",
                             token_status_name(before), "after", token_status_name(after));
-    if (!rec || audit_append(d->audit, "revoke", rec, true, NULL, err, sizeof err) != 0)
+    if (!rec || audit_append(d->audit, "revoke", rec, false, NULL, err, sizeof err) != 0)
         log_error("audit: revocation of %s not recorded: %s", jti, rec ? err : "out of memory");
 
     Airlock__V1__RevokeResponse resp = AIRLOCK__V1__REVOKE_RESPONSE__INIT;
