@@ -11,6 +11,8 @@
 #   usage: bench/compare.sh [BUILD_DIR] [TASKS] [THROUGHPUT_SECONDS] [MINT_SECONDS]   (as root)
 #   env:   BROKER_FLAGS      extra flags for both brokers, word-split
 #          MINT_CONCURRENCY  Mint threads (default 16)
+#          THINK_MS, THINK_TASKS  the "agent between calls" rows: tasks one at a
+#                            time with this pause after each (200 ms, 50 tasks)
 # The two brokers run one after the other against one credd. A broker
 # without --pool (before the warm pool) runs once, unflagged, as the cold
 # path, and the warm rows say n/a.
@@ -22,6 +24,8 @@ TASKS=${2:-200}
 SECONDS_TP=${3:-30}
 SECONDS_MINT=${4:-10}
 MINT_CONCURRENCY=${MINT_CONCURRENCY:-16}
+THINK_MS=${THINK_MS:-200}
+THINK_TASKS=${THINK_TASKS:-50}
 BIN=$BUILD/bin
 read -r -a EXTRA <<<"${BROKER_FLAGS:-}"
 command -v hyperfine >/dev/null && command -v bwrap >/dev/null ||
@@ -53,6 +57,12 @@ for mode in "${modes[@]}"; do
     lg "${at[@]}" --runtime sh -c true --count "$TASKS" --warmup 10 >"$TMP/$mode.sh.json" || true
     lg "${at[@]}" --runtime python3 -c 'print(1)' --count "$TASKS" --warmup 10 \
         >"$TMP/$mode.py.json" || true
+    # An agent between calls: THINK_MS idle after each task (the pool refills
+    # then, instead of beside the next task).
+    lg "${at[@]}" --runtime sh -c true --count "$THINK_TASKS" --think-ms "$THINK_MS" --warmup 3 \
+        >"$TMP/$mode.sh_think.json" || true
+    lg "${at[@]}" --runtime python3 -c 'print(1)' --count "$THINK_TASKS" --think-ms "$THINK_MS" \
+        --warmup 3 >"$TMP/$mode.py_think.json" || true
     sleep 1 # the tally below counts from this second on: none of the runs above
     since=$EPOCHSECONDS
     lg "${at[@]}" --runtime sh -c true --concurrency 32 --duration "$SECONDS_TP" --warmup 32 \
@@ -71,9 +81,9 @@ for audit in durable nofsync; do
     stop_daemon "mint-$audit"
 done
 
-/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" "$TASKS" <<'PY'
+/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" "$TASKS" "$THINK_MS" <<'PY'
 import json, os, sys
-tmp, mint_conc, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tmp, mint_conc, tasks, think = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 def load(name):
     try:
@@ -100,6 +110,11 @@ for mode in ("cold", "warm"):
                 ((f"{pyt['p50_ms']:.2f} ms",
                   f"{pyt['p50_ms'] / py:.2f}x cold python3; target <= 5 ms and < 0.25x")
                  if pyt else NA))
+    for name, f, base, bname in (("sh `true`", "sh_think", bwrap, "bwrap"),
+                                 ("python3 `print(1)`", "py_think", py, "cold python3")):
+        r = load(f"{mode}.{f}.json")
+        rows.append((f"airlock {name}, {mode}, {think} ms apart, p50",) +
+                    ((f"{r['p50_ms']:.2f} ms", f"{r['p50_ms'] / base:.2f}x {bname}") if r else NA))
     if tp and tok:
         vs = (f"{tp['errors']} errors, tokens minted {tok['minted']}, revoked {tok['revoked']}"
               f" ({tok['active']} active, {tok['expired']} expired); target >= 400/s, 0 errors,"

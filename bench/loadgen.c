@@ -6,7 +6,7 @@
  * (human-readable, or one JSON line).
  *
  *   airlock-loadgen [--broker ADDR] [--concurrency N] (--count N | --duration SECS)
- *                   [--runtime sh|python3] [-c CODE] [--timeout-ms N] [--warmup N]
+ *                   [--runtime sh|python3] [-c CODE] [--timeout-ms N] [--warmup N] [--think-ms N]
  *                   [--json] [--cert F --key F --ca F]
  *   airlock-loadgen --mint [--credd ADDR] [--concurrency N] (--count N | --duration SECS)
  *                   [-c CODE] [--warmup N] [--json] [--cert F --key F --ca F]
@@ -82,6 +82,7 @@ struct config {
     double duration; /* > 0 in duration mode, else 0 */
     long timeout_ms; /* 0: the broker's default */
     long warmup;
+    long think_ms; /* pause after each measured task (not timed): an agent thinking */
     bool json;
     bool mint;
     char code_sha256[SHA256_HEX_LEN]; /* --mint: bound into each token */
@@ -318,6 +319,11 @@ static void *worker_main(void *arg)
         if (!ok) {
             w->errors++;
             kinds_add(&w->kinds, kind, 1);
+        }
+        if (cfg->think_ms > 0) {
+            struct timespec pause = {cfg->think_ms / 1000, (cfg->think_ms % 1000) * 1000000L};
+            while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+            }
         }
     }
     return NULL;
@@ -575,6 +581,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: airlock-loadgen [--broker ADDR] [--concurrency N] (--count N | --duration SECS)\n"
             "                       [--runtime sh|python3] [-c CODE] [--timeout-ms N] [--warmup N]\n"
+            "                       [--think-ms N]\n"
             "                       [--json] [--cert F --key F --ca F]\n"
             "       airlock-loadgen --mint [--credd ADDR] [--concurrency N] (--count N | --duration SECS)\n"
             "                       [-c CODE] [--warmup N] [--json] [--cert F --key F --ca F]\n"
@@ -591,6 +598,7 @@ static void usage(FILE *f)
             "                 with --mint, only its SHA-256 goes into the tokens)\n"
             "  --timeout-ms   per-task wall-clock limit (default: the broker's)\n"
             "  --warmup       tasks run first, not measured (default 0)\n"
+            "  --think-ms     pause after each task, not timed (an agent between calls)\n"
             "  --json         one JSON object line instead of the text report\n",
             DEFAULT_COUNT);
 }
@@ -611,7 +619,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
     enum { O_BROKER = 256, O_CONC, O_COUNT, O_DUR, O_RUNTIME, O_TIMEOUT, O_WARMUP, O_JSON,
-           O_CERT, O_KEY, O_CA, O_MINT, O_CREDD };
+           O_CERT, O_KEY, O_CA, O_MINT, O_CREDD, O_THINK };
     static const struct option opts[] = {
         {"broker", required_argument, NULL, O_BROKER},
         {"mint", no_argument, NULL, O_MINT},
@@ -623,6 +631,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"code", required_argument, NULL, 'c'},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"warmup", required_argument, NULL, O_WARMUP},
+        {"think-ms", required_argument, NULL, O_THINK},
         {"json", no_argument, NULL, O_JSON},
         {"cert", required_argument, NULL, O_CERT},
         {"key", required_argument, NULL, O_KEY},
@@ -695,6 +704,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             if (parse_long("--warmup", optarg, 0, LONG_MAX / 2, &v) != 0)
                 return EXIT_USAGE;
             cfg->warmup = v;
+            break;
+        case O_THINK:
+            if (parse_long("--think-ms", optarg, 0, 3600000, &v) != 0)
+                return EXIT_USAGE;
+            cfg->think_ms = v;
             break;
         case O_JSON:
             cfg->json = true;
