@@ -81,9 +81,10 @@ for audit in durable nofsync; do
     stop_daemon "mint-$audit"
 done
 
-/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" "$TASKS" "$THINK_MS" <<'PY'
+/usr/bin/python3 - "$TMP" "$MINT_CONCURRENCY" "$TASKS" "$THINK_MS" "$THINK_TASKS" <<'PY'
 import json, os, sys
 tmp, mint_conc, tasks, think = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+think_tasks = int(sys.argv[5])
 
 def load(name):
     try:
@@ -132,11 +133,12 @@ print(f"{'figure':52} {'measured':>15}  vs")
 for name, value, vs in rows:
     print(f"{name:52} {value:>15}  {vs}")
 
-# Where a sequential task's time went, from the broker's own execute records
-# (timing, microseconds): medians over the p50 runs above (warm-up included).
+# Where a task's time went, from the broker's own execute records (timing,
+# microseconds): medians over the one-at-a-time runs above (warm-ups included):
+# back to back, then THINK_MS apart.
 PHASES = ("queue_us", "mint_us", "start_us", "handoff_us", "run_us", "revoke_us")
 print()
-print(f"{'median us':22}" + "".join(f"{p[:-3]:>9}" for p in PHASES) + f"{'sum':>9}{'p50 e2e':>9}")
+print(f"{'median us':26}" + "".join(f"{p[:-3]:>9}" for p in PHASES) + f"{'sum':>9}{'p50 e2e':>9}")
 for mode in ("cold", "warm"):
     try:
         recs = [json.loads(l) for l in open(os.path.join(tmp, mode, "audit.jsonl"))]
@@ -144,12 +146,16 @@ for mode in ("cold", "warm"):
         continue
     for rt, name in (("sh", "sh"), ("python3", "py")):
         t = [r["timing"] for r in recs if r.get("kind") == "execute" and r.get("runtime") == rt
-             and "timing" in r][: 10 + tasks]  # the sequential run, not the 32 streams
-        e2e = load(f"{mode}.{name}.json")
-        if not t or not e2e:
-            continue
-        med = [sorted(x[p] for x in t)[len(t) // 2] for p in PHASES]
-        print(f"{mode + ' ' + rt:22}" + "".join(f"{m:9d}" for m in med) +
-              f"{sum(med):9d}{e2e['p50_ms'] * 1000:9.0f}")
+             and "timing" in r]
+        runs = ((f"{mode} {rt}", t[: 10 + tasks], f"{mode}.{name}.json"),
+                (f"{mode} {rt} {think} ms apart", t[10 + tasks: 13 + tasks + think_tasks],
+                 f"{mode}.{name}_think.json"))
+        for label, sample, e2e_file in runs:
+            e2e = load(e2e_file)
+            if not sample or not e2e:
+                continue
+            med = [sorted(x[p] for x in sample)[len(sample) // 2] for p in PHASES]
+            print(f"{label:26}" + "".join(f"{m:9d}" for m in med) +
+                  f"{sum(med):9d}{e2e['p50_ms'] * 1000:9.0f}")
 print("(the rest of p50 e2e: gRPC both ways, authn, policy, the execute record, Finished)")
 PY

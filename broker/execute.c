@@ -649,7 +649,7 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
 {
     struct broker *b = ctx;
     const Airlock__V1__ExecuteRequest *req = (const void *)request;
-    struct task t = {.broker = b, .call = call, .w = {.pid = -1, .sock = -1}};
+    struct task t = {.broker = b, .call = call, .w = {.pid = -1, .sock = -1, .pool_slot = -1}};
 
     grpc_status_code rc = identify(&t);
     if (rc != GRPC_STATUS_OK)

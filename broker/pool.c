@@ -4,9 +4,12 @@
  * full by one thread. The thread spawns workers up to each runtime's size,
  * reads their Ready, and drops (reaps) any that fail to build or hang up
  * while waiting, retrying with backoff so that a broken host does not spin.
- * pool_take hands out the longest-ready worker under the lock and wakes the
- * thread to build its replacement. A taken worker is the task's alone: the
- * pool never reads its socket again.
+ * pool_take hands out the longest-ready worker under the lock; the slot it
+ * leaves is refilled once that worker's task is over (pool_reap wakes the
+ * thread): building a sandbox beside a running task slows the task about as
+ * much as building its own would (fork, mounts and exec contend in the
+ * kernel), and between an agent's calls there is idle time to build in. A
+ * taken worker is the task's alone: the pool never reads its socket again.
  */
 #include "pool.h"
 
@@ -45,6 +48,7 @@ struct runtime_pool {
     uint32_t size;
     struct entry *entries; /* size slots, n in use */
     size_t n;
+    size_t lent;           /* taken, task not over yet: their slots wait */
     int64_t next_spawn_ms;
     int64_t backoff_ms;
 };
@@ -73,6 +77,7 @@ static int spawn_worker(const struct pool *p, const char *runtime,
     w->pid = -1;
     w->sock = -1;
     w->warm = false;
+    w->pool_slot = -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
@@ -134,8 +139,17 @@ static int spawn_worker(const struct pool *p, const char *runtime,
     return 0;
 }
 
+static void wake_thread(struct pool *p);
+
 void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported)
 {
+    if (w->pool_slot >= 0) { /* its task is over: the pool may build its replacement */
+        pthread_mutex_lock(&p->mu);
+        p->rt[w->pool_slot].lent--;
+        pthread_mutex_unlock(&p->mu);
+        w->pool_slot = -1;
+        wake_thread(p);
+    }
     if (w->sock >= 0) {
         close(w->sock); /* a waiting worker takes this as "no task": it exits */
         w->sock = -1;
@@ -191,7 +205,7 @@ static int fill(struct pool *p)
     int wait_ms = 1000;
     for (size_t i = 0; i < p->n_rt && !p->stop; i++) {
         struct runtime_pool *r = &p->rt[i];
-        while (r->n < r->size && !p->stop) {
+        while (r->n + r->lent < r->size && !p->stop) {
             int64_t now = monotonic_ms();
             if (now < r->next_spawn_ms) {
                 if (r->next_spawn_ms - now < wait_ms)
@@ -432,14 +446,12 @@ int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *
     if (best) {
         *out = best->w;
         out->warm = best->state == READY;
+        out->pool_slot = (int)(r - p->rt);
+        r->lent++;
         remove_entry(r, best);
     }
     pthread_mutex_unlock(&p->mu);
-    if (best) {
-        wake_thread(p);
-        return 0;
-    }
-    return spawn_worker(p, runtime, limits, out);
+    return best ? 0 : spawn_worker(p, runtime, limits, out);
 }
 
 void pool_counts(struct pool *p, uint32_t *ready, uint32_t *building)

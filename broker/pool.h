@@ -27,6 +27,7 @@ struct worker {
     int sock;
     char id[RANDOM_ID_LEN]; /* names the sandbox's cgroup */
     bool warm;              /* its sandbox was ready when it was taken */
+    int pool_slot;          /* the runtime whose pool it came from (pool.c's), or -1 */
 };
 
 /* Starts the pool's thread, which builds sizes[i].ready workers for each
@@ -50,7 +51,9 @@ int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *
 
 /* Ends a taken worker: waits up to grace_ms for it to exit (after its
  * report), then kills it. A worker that did not report (killed, crashed,
- * never given its task) may have left its sandbox's cgroup: removed here. */
+ * never given its task) may have left its sandbox's cgroup: removed here.
+ * A worker from the pool is replaced from here on: its replacement is
+ * built once its task is over, not beside it. */
 void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported);
 
 /* Counts for logs: workers ready and being built, over all runtimes. */
