@@ -453,13 +453,3 @@ int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *
     pthread_mutex_unlock(&p->mu);
     return best ? 0 : spawn_worker(p, runtime, limits, out);
 }
-
-void pool_counts(struct pool *p, uint32_t *ready, uint32_t *building)
-{
-    *ready = *building = 0;
-    pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; i < p->n_rt; i++)
-        for (size_t j = 0; j < p->rt[i].n; j++)
-            (*(p->rt[i].entries[j].state == READY ? ready : building))++;
-    pthread_mutex_unlock(&p->mu);
-}

@@ -56,7 +56,4 @@ int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *
  * built once its task is over, not beside it. */
 void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported);
 
-/* Counts for logs: workers ready and being built, over all runtimes. */
-void pool_counts(struct pool *p, uint32_t *ready, uint32_t *building);
-
 #endif

@@ -12,7 +12,7 @@ import unittest
 import grpc
 
 from airlock.v1 import broker_pb2
-from airlock_fixture import DaemonTestCase, EXECUTE, bin_path, proc_cmdlines
+from airlock_fixture import DaemonTestCase, EXECUTE, _ppid, bin_path, proc_cmdlines
 
 READY_WAIT_S = 20
 POOL_SIZE = 2
@@ -30,11 +30,13 @@ def sandbox_record(d, task_id):
     raise AssertionError(f"no execute.start for {task_id}")
 
 
-def idle_workers(runtime):
-    """pid -> sandbox id of the workers of this runtime now running."""
+def idle_workers(d, runtime):
+    """pid -> sandbox id of the workers of this runtime that d's broker runs
+    now (not those of any other broker on the machine)."""
     found = {}
     for pid, argv in proc_cmdlines().items():
-        if argv and argv[0] == bin_path("airlock-worker") and runtime in argv:
+        if (argv and argv[0] == bin_path("airlock-worker") and runtime in argv
+                and _ppid(pid) == d.broker.pid):
             found[pid] = argv[argv.index("--id") + 1]
     return found
 
@@ -64,7 +66,7 @@ class WarmPool(DaemonTestCase):
             self.assertNotIn(sb["id"], seen, "a sandbox served two tasks")
             seen.add(sb["id"])
             # The worker that ran it is gone with its sandbox.
-            self.assertNotIn(sb["id"], idle_workers(runtime).values())
+            self.assertNotIn(sb["id"], idle_workers(self.d, runtime).values())
             # The execute record says where the time went.
             rec = [r for r in audit_records(self.d, "execute")
                    if r["task_id"] == started.task_id][0]
@@ -156,9 +158,9 @@ print(" ".join(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "net", "pid", 
         """The runtime's workers once exactly n are alive (the pool's size:
         a worker that just ran a task may still be exiting)."""
         deadline = time.monotonic() + READY_WAIT_S
-        while len(idle_workers(runtime)) != n and time.monotonic() < deadline:
+        while len(idle_workers(self.d, runtime)) != n and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = idle_workers(runtime)
+        workers = idle_workers(self.d, runtime)
         self.assertEqual(len(workers), n, f"{workers}\n{self.d.logs()}")
         return workers
 
@@ -168,7 +170,7 @@ print(" ".join(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "net", "pid", 
         victim = next(iter(before))
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + READY_WAIT_S
-        while victim in idle_workers("sh") and time.monotonic() < deadline:
+        while victim in idle_workers(self.d, "sh") and time.monotonic() < deadline:
             time.sleep(0.05)
         after = self.settled_workers("sh", POOL_SIZE)
         self.assertNotIn(victim, after)
@@ -310,14 +312,14 @@ class ColdPath(DaemonTestCase):
     BROKER_ARGS = ("--pool", "sh=0", "--pool", "python3=0")
 
     def test_tasks_run_cold(self):
-        self.assertEqual(idle_workers("sh"), {})
+        self.assertEqual(idle_workers(self.d, "sh"), {})
         for runtime, code, want in (("sh", "echo cold", b"cold\n"),
                                     ("python3", "print('cold')", b"cold\n")):
             started, out, err, finished = self.run_task(runtime, code)
             self.assertEqual(out, want, err)
             self.assertFalse(sandbox_record(self.d, started.task_id)["warm"])
-        self.assertEqual(idle_workers("sh"), {})
-        self.assertEqual(idle_workers("python3"), {})
+        self.assertEqual(idle_workers(self.d, "sh"), {})
+        self.assertEqual(idle_workers(self.d, "python3"), {})
 
 
 if __name__ == "__main__":
