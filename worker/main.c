@@ -101,6 +101,8 @@ static int await_task(int fd, const struct sandbox *sb, Airlock__Internal__V1__T
         pfd[1 + i] = (struct pollfd){watch[i], POLLIN, 0};
     for (;;) {
         int r = poll(pfd, (nfds_t)(1 + n), -1);
+        if (r < 0 && errno == EINTR && sandbox_signalled())
+            return 0; /* the broker is gone */
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -190,8 +192,10 @@ int main(int argc, char **argv)
                         "  (started by airlock-broker)\n");
         return 64;
     }
-    /* If the broker dies, so do we (and with us the sandbox). */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1 || sodium_init() < 0)
+    /* If the broker dies, the sandbox dies at once and we follow once its
+     * cgroup is removed (SIGTERM: sandbox_kill_on's handler). */
+    if (sandbox_kill_on(SIGTERM) != 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ||
+        getppid() == 1 || sodium_init() < 0)
         return 1;
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &ign, NULL);
@@ -214,7 +218,8 @@ int main(int argc, char **argv)
     ready.event_case = AIRLOCK__INTERNAL__V1__WORKER_EVENT__EVENT_READY;
     ready.ready = true;
     Airlock__Internal__V1__Task *task = NULL;
-    if (frame_write(a.fd, &ready.base) != 0 || await_task(a.fd, sb, &task) != 1) {
+    if (sandbox_signalled() || frame_write(a.fd, &ready.base) != 0 ||
+        await_task(a.fd, sb, &task) != 1) {
         sandbox_discard(sb);
         return 1;
     }

@@ -40,6 +40,40 @@
 /* How long the runtime may take to become ready (python3 on a busy host). */
 #define READY_TIMEOUT_MS 30000
 
+/* For sandbox_kill_on's handler, the one state a signal handler must see:
+ * the init of this process's sandbox while it is our unreaped child (so its
+ * pid cannot have been reused), else 0; and whether the signal came. */
+static volatile sig_atomic_t live_init;
+static volatile sig_atomic_t kill_signalled;
+
+static void kill_live_init(int sig)
+{
+    (void)sig;
+    kill_signalled = 1;
+    pid_t pid = (pid_t)live_init;
+    if (pid > 0)
+        kill(pid, SIGKILL);
+}
+
+int sandbox_kill_on(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kill_live_init; /* no SA_RESTART: blocking calls see EINTR */
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
+}
+
+bool sandbox_signalled(void)
+{
+    return kill_signalled != 0;
+}
+
+void sbx_forget_init(void)
+{
+    live_init = 0;
+}
+
 /* One sandbox: the plan the child runs from, and the parent's ends. */
 struct sandbox {
     struct sbx_plan *plan;
@@ -241,6 +275,7 @@ static void sandbox_free(struct sandbox *sb, struct sandbox_result *r)
         return;
     if (sb->init_pid > 0) {
         kill(sb->init_pid, SIGKILL);
+        sbx_forget_init();
         while (waitpid(sb->init_pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
@@ -398,6 +433,9 @@ int sandbox_prepare(const struct sandbox_spec *spec, struct sandbox **out, char 
     if (pid == 0)
         sbx_init_main(p);
     sb->init_pid = pid;
+    live_init = pid;
+    if (kill_signalled) /* it came between clone and here */
+        kill(pid, SIGKILL);
     int *child[] = {&p->sync_r, &p->status_w, &p->in_r, &p->out_w,
                     &p->err_w, &p->assign_r, &p->ready_w, &p->go_r, &p->go_w};
     for (size_t i = 0; i < sizeof child / sizeof child[0]; i++)

@@ -10,6 +10,7 @@
 #ifndef AIRLOCK_SANDBOX_H
 #define AIRLOCK_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,6 +138,16 @@ int sandbox_watch_fds(const struct sandbox *sb, int *fds, int max);
  * with sandbox_discard (the result can go out first). */
 int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_output_fn on_output,
                   void *ctx, struct sandbox_result *result);
+
+/* Makes sig end the process's sandbox at once, whatever it is doing: the
+ * handler SIGKILLs the sandbox's init (being built, waiting or running), so
+ * the call in progress fails or ends, and the caller cleans up as usual
+ * (sandbox_discard removes the cgroup). For the worker's parent-death
+ * signal: a broker that dies leaves no sandbox and no cgroup behind. A
+ * process holds one sandbox at a time. 0, or -1 with errno. */
+int sandbox_kill_on(int sig);
+/* Has that signal come? */
+bool sandbox_signalled(void);
 
 /* Kills what is left of a sandbox (nothing, after sandbox_start), removes
  * its cgroup and frees it. NULL is fine. */

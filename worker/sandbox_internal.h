@@ -194,6 +194,10 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r);
  * EPROTO: malformed). Extra fds are closed. */
 int sbx_status_recv(int fd, struct sbx_record *rec, int *rec_fd);
 
+/* The init is about to be reaped: sandbox_kill_on's handler must no longer
+ * signal its pid (sandbox.c). */
+void sbx_forget_init(void);
+
 /* ---- small helpers (sandbox.c) ---- */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 

@@ -392,6 +392,7 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t p;
+    sbx_forget_init(); /* it has exited or been killed: only the reaping is left */
     do
         p = wait4(s->init_pid, &wstatus, 0, &ru);
     while (p < 0 && errno == EINTR);

@@ -4,6 +4,7 @@ ahead of them, each sandbox serves exactly one task, and nothing of a task
 is there for the next one. A ready worker that dies is replaced."""
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -12,7 +13,8 @@ import unittest
 import grpc
 
 from airlock.v1 import broker_pb2
-from airlock_fixture import DaemonTestCase, EXECUTE, _ppid, bin_path, proc_cmdlines
+from airlock_fixture import (DaemonTestCase, Daemons, EXECUTE, _ppid, bin_path,
+                             proc_cmdlines)
 
 READY_WAIT_S = 20
 POOL_SIZE = 2
@@ -305,6 +307,54 @@ class Admission(DaemonTestCase):
         self.release(held[:1])
         self.assertEqual(waiting.done(), grpc.StatusCode.OK, waiting.details)
         self.release(held[1:])
+
+
+def sandbox_cgroup_dirs(broker_pid, sandbox_id):
+    """The sandbox's cgroup directories that exist now (v1: airlock-<id>
+    beside the broker's cgroup in each hierarchy; v2: <C>/tasks/<id>)."""
+    found = []
+    with open(f"/proc/{broker_pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else ():
+                found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{sandbox_id}")
+            if not ctrls:
+                for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                    found.append(f"{root}{os.path.dirname(path)}/tasks/{sandbox_id}")
+    return [d for d in found if os.path.isdir(d)]
+
+
+class BrokerKilled(unittest.TestCase):
+    """A broker killed with SIGKILL: its ready workers' sandboxes die at once
+    and their cgroups are removed (the workers' parent-death signal)."""
+
+    def test_ready_sandboxes_leave_nothing(self):
+        d = Daemons(["--pool", "sh=2", "--pool", "python3=2"])
+        d.start()
+        try:
+            deadline = time.monotonic() + READY_WAIT_S
+            while time.monotonic() < deadline and (len(idle_workers(d, "sh")) < 2 or
+                                                   len(idle_workers(d, "python3")) < 2):
+                time.sleep(0.1)
+            workers = {**idle_workers(d, "sh"), **idle_workers(d, "python3")}
+            self.assertEqual(len(workers), 4, d.logs())
+            dirs = [x for sid in workers.values() for x in sandbox_cgroup_dirs(d.broker.pid, sid)]
+            self.assertTrue(dirs, "the ready sandboxes have no cgroups")
+            d.broker.kill()
+            d.broker.wait()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (
+                    any(os.path.exists(f"/proc/{pid}") for pid in workers) or
+                    any(os.path.isdir(x) for x in dirs)):
+                time.sleep(0.1)
+            self.assertEqual([pid for pid in workers if os.path.exists(f"/proc/{pid}")], [],
+                             "workers outlived their broker")
+            self.assertEqual([x for x in dirs if os.path.isdir(x)], [],
+                             "cgroups outlived their sandboxes")
+        finally:
+            d.stop_one("credd")
+            d._kill_all()
+            shutil.rmtree(d.tmp, ignore_errors=True)
 
 
 class ColdPath(DaemonTestCase):
