@@ -2,8 +2,8 @@
  * sandbox_internal.h - what the sandbox's subsystems share.
  *
  * sandbox.c prepares a struct sbx_plan in the parent (all allocation happens
- * there), clones, and the child runs only from the plan: no malloc after
- * clone. Child-side functions return 0 or -1 and fill a struct sbx_err that
+ * there), clones, and the child (init.c) runs only from the plan: no malloc
+ * after clone. Child-side functions return 0 or -1 and fill a struct sbx_err that
  * the child sends to the supervisor over the status socket (a SOCK_SEQPACKET
  * pair: one sbx_record per message; also how the seccomp listener fd
  * reaches the supervisor, as SCM_RIGHTS).
@@ -71,9 +71,10 @@ int sbx_fail(struct sbx_err *e, const char *what, int err);
 int sbx_fail2(struct sbx_err *e, const char *what, const char *detail, int err);
 
 /* ---- status socket records: sandbox (init or pre-exec task) -> supervisor ----
- * One record per SOCK_SEQPACKET message. The init sends LISTENER (with the
- * seccomp listener fd as SCM_RIGHTS; value 0) before it forks the task, then
- * STATUS once the task has ended; ERROR instead for any setup failure. */
+ * One record per SOCK_SEQPACKET message. The task process sends LISTENER
+ * (its seccomp listener fd as SCM_RIGHTS; value 0) before it is ready; the
+ * init sends STATUS once the task has ended, after DISK_FULL if a writable
+ * mount is full; either sends ERROR instead for any setup failure. */
 enum {
     SBX_REC_ERROR = 0x45525221,
     SBX_REC_STATUS = 0x53544121,

@@ -2,8 +2,9 @@
  * supervise.c - the supervisor's side of a running sandbox: one poll loop
  * over the task's stdout/stderr (relayed to on_output as they arrive), its
  * stdin (fed from memory, then closed), the status socket from the sandbox's
- * init, the seccomp listener the init sends over it, and the wall-clock
- * deadline (CLOCK_MONOTONIC). Any kill is a SIGKILL to the sandbox's pid 1:
+ * init, the task's seccomp listener (received over that socket while the
+ * sandbox was made ready), and the wall-clock deadline (CLOCK_MONOTONIC),
+ * all counted from the assignment. Any kill is a SIGKILL to the sandbox's pid 1:
  * its pid namespace, and every process in it, dies with it. Ends by reaping
  * that init (wait4 gives the whole tree's usage) and deciding the result.
  *

@@ -332,14 +332,17 @@ class BrokerKilled(unittest.TestCase):
         d = Daemons(["--pool", "sh=2", "--pool", "python3=2"])
         d.start()
         try:
+            # All four spawned, each with its sandbox's cgroup made.
             deadline = time.monotonic() + READY_WAIT_S
-            while time.monotonic() < deadline and (len(idle_workers(d, "sh")) < 2 or
-                                                   len(idle_workers(d, "python3")) < 2):
+            while True:
+                workers = {**idle_workers(d, "sh"), **idle_workers(d, "python3")}
+                made = {sid: sandbox_cgroup_dirs(d.broker.pid, sid) for sid in workers.values()}
+                if (len(workers) == 4 and all(made.values())) or time.monotonic() > deadline:
+                    break
                 time.sleep(0.1)
-            workers = {**idle_workers(d, "sh"), **idle_workers(d, "python3")}
             self.assertEqual(len(workers), 4, d.logs())
-            dirs = [x for sid in workers.values() for x in sandbox_cgroup_dirs(d.broker.pid, sid)]
-            self.assertTrue(dirs, "the ready sandboxes have no cgroups")
+            self.assertTrue(all(made.values()), f"sandboxes without a cgroup: {made}")
+            dirs = [x for found in made.values() for x in found]
             d.broker.kill()
             d.broker.wait()
             deadline = time.monotonic() + 10
