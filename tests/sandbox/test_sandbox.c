@@ -365,11 +365,14 @@ static void test_supervisor_death_kills_sandbox(void **state)
     char marker[64], code[256];
     snprintf(marker, sizeof marker, "airlock-sbx-marker-%d-c", (int)getpid());
     snprintf(code, sizeof code, "sh -c 'sleep 300; :' %s & sleep 300\n", marker);
+    char id[64];
+    snprintf(id, sizeof id, "sbx-test-%d-sd", (int)getpid());
     pid_t sup = fork();
     assert_true(sup >= 0);
     if (sup == 0) {
         struct sandbox_task t = mktask("sh", code);
         t.limits.timeout_ms = 60000;
+        t.id = id;
         struct sandbox_result r;
         sandbox_run(&t, NULL, NULL, &r);
         _exit(0);
@@ -391,6 +394,10 @@ static void test_supervisor_death_kills_sandbox(void **state)
             usleep(10000);
     }
     assert_int_equal(left, 0);
+    /* A killed supervisor cannot remove its sandbox's cgroup: its owner does
+     * (the broker, for a worker that did not report). */
+    char msg[256];
+    assert_int_equal(sandbox_cgroup_remove(SANDBOX_CGROUP_AUTO, id, msg, sizeof msg), 0);
 }
 
 static void test_output_limit(void **state)
@@ -781,11 +788,14 @@ static void test_seccomp_supervisor_gone(void **state)
              "b\"/tmp\", b\"tmpfs\", 0, 0); print(\"RAN\")' %s\n"
              "sleep 300\n",
              marker, blocked);
+    char id[64];
+    snprintf(id, sizeof id, "sbx-test-%d-sg", (int)getpid());
     pid_t sup = fork();
     assert_true(sup >= 0);
     if (sup == 0) {
         struct sandbox_task t = mktask("sh", code);
         t.limits.timeout_ms = 60000;
+        t.id = id;
         struct sandbox_result r;
         sandbox_run(&t, NULL, NULL, &r);
         _exit(0);
@@ -817,6 +827,8 @@ static void test_seccomp_supervisor_gone(void **state)
             usleep(10000);
     }
     assert_int_equal(left, 0);
+    char msg[256];
+    assert_int_equal(sandbox_cgroup_remove(SANDBOX_CGROUP_AUTO, id, msg, sizeof msg), 0);
 }
 
 /* The task never holds the seccomp listener: it cannot answer its own
