@@ -282,6 +282,47 @@ static void standard_chain(const char *path, struct signer *s)
     audit_close(log, test_sign, s);
 }
 
+/* The tampering tests' fixture: the directory's, plus a standard chain
+ * signed under "test-kid" in it and the keys that verify it. */
+struct tamper {
+    struct fx *f;
+    struct signer s;
+    struct audit_keys *keys;
+};
+
+static int tamper_setup(void **state)
+{
+    if (dir_setup(state) != 0)
+        return -1;
+    struct tamper *t = calloc(1, sizeof *t);
+    if (!t) {
+        dir_teardown(state);
+        return -1;
+    }
+    t->f = *state;
+    signer_init(&t->s, "test-kid");
+    standard_chain(t->f->path, &t->s);
+    t->keys = keys_of(&t->s);
+    *state = t;
+    return 0;
+}
+
+static int tamper_teardown(void **state)
+{
+    struct tamper *t = *state;
+    audit_keys_free(t->keys);
+    *state = t->f;
+    free(t);
+    return dir_teardown(state);
+}
+
+/* Writes l[0..n) over the chain and verifies it without a daemon's head. */
+static struct audit_verify_result rewrite(const struct tamper *t, char *const *l, size_t n)
+{
+    write_lines(t->f->path, l, n, true);
+    return verify(t->f->path, t->keys, 0, NULL);
+}
+
 /* ---- opening, appending, reopening ---- */
 
 static void test_open_append_reopen(void **state)
@@ -635,38 +676,27 @@ static void test_jwks_parsing(void **state)
 
 static void test_standard_chain_verifies(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct audit_verify_result r = verify(f->path, keys, 14, NULL);
+    struct tamper *t = *state;
+    struct audit_verify_result r = verify(t->f->path, t->keys, 14, NULL);
     assert_int_equal(r.problem, AUDIT_OK);
     assert_int_equal(r.records, 14);
     assert_int_equal(r.checkpoints, 1);
     assert_int_equal(r.last_checkpoint_seq, 13);
     assert_int_equal(r.unsigned_records, 1);
     assert_int_equal(r.bad_seq, 0);
-    audit_keys_free(keys);
 }
 
 static void test_tamper_edit_middle(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
+    struct tamper *t = *state;
 
-    struct lines ls = read_lines(f->path);
+    struct lines ls = read_lines(t->f->path);
     patch(ls.l[5], "hello", "hellp"); /* one byte of record 6 */
-    write_lines(f->path, ls.l, ls.n, true);
+    struct audit_verify_result r = rewrite(t, ls.l, ls.n);
     lines_free(&ls);
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
     assert_problem(&r, AUDIT_EDITED, 6, 6,
                    "record 6 (line 6) was altered: its hash does not match the prev of record 7");
     assert_int_equal(r.head_seq, 6); /* the walk stopped at record 7 */
-    audit_keys_free(keys);
 }
 
 /* Changes the hex digit after marker in line to another one that is never
@@ -682,26 +712,20 @@ static void bump_digit(char *line, const char *marker)
 
 static void test_tamper_edit_last_covered(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
+    struct tamper *t = *state;
     char hash[AUDIT_HASH_HEX];
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
 
     /* Edit record 13, the last before the checkpoint, and relink the
      * checkpoint's prev: no prev disagrees, only the signed head can tell. */
-    struct lines ls = read_lines(f->path);
+    struct lines ls = read_lines(t->f->path);
     bump_digit(ls.l[12], "\"pid\":");
     sha256_hex(ls.l[12], strlen(ls.l[12]), hash);
     set_prev(ls.l[13], hash);
-    write_lines(f->path, ls.l, ls.n, true);
+    struct audit_verify_result r = rewrite(t, ls.l, ls.n);
     lines_free(&ls);
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
     assert_problem(&r, AUDIT_EDITED, 13, 13,
                    "record 13 (line 13) was altered: its hash does not match the head signed by "
                    "checkpoint 14 (line 14)");
-    audit_keys_free(keys);
 }
 
 static void test_tamper_edit_last_expect_hash(void **state)
@@ -744,12 +768,8 @@ static void test_tamper_edit_last_expect_hash(void **state)
 
 static void test_tamper_delete(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct lines ls = read_lines(f->path);
+    struct tamper *t = *state;
+    struct lines ls = read_lines(t->f->path);
     char *kept[14] = {0};
 
     /* Line 7 (record 7) gone. */
@@ -757,8 +777,7 @@ static void test_tamper_delete(void **state)
     for (size_t i = 0; i < ls.n; i++)
         if (i != 6)
             kept[n++] = ls.l[i];
-    write_lines(f->path, kept, n, true);
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
+    struct audit_verify_result r = rewrite(t, kept, n);
     assert_problem(&r, AUDIT_DELETED, 8, 7, "record 7 is missing before line 7 (record 8)");
 
     /* Records 7..9 gone. */
@@ -766,36 +785,28 @@ static void test_tamper_delete(void **state)
     for (size_t i = 0; i < ls.n; i++)
         if (i < 6 || i > 8)
             kept[n++] = ls.l[i];
-    write_lines(f->path, kept, n, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, kept, n);
     assert_problem(&r, AUDIT_DELETED, 10, 7, "records 7..9 are missing before line 7");
 
     /* Record 1 gone. */
-    write_lines(f->path, ls.l + 1, ls.n - 1, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, ls.l + 1, ls.n - 1);
     assert_problem(&r, AUDIT_DELETED, 2, 1, "record 1 is missing before line 1");
     lines_free(&ls);
-    audit_keys_free(keys);
 }
 
 static void test_tamper_reorder(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct lines ls = read_lines(f->path);
+    struct tamper *t = *state;
+    struct lines ls = read_lines(t->f->path);
 
     /* Records 6 and 7 swapped. */
-    char *t = ls.l[5];
+    char *swap = ls.l[5];
     ls.l[5] = ls.l[6];
-    ls.l[6] = t;
-    write_lines(f->path, ls.l, ls.n, true);
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
+    ls.l[6] = swap;
+    struct audit_verify_result r = rewrite(t, ls.l, ls.n);
     assert_problem(&r, AUDIT_REORDERED, 7, 6, "record 6 (line 7) appears after record 7 (line 6)");
     ls.l[6] = ls.l[5];
-    ls.l[5] = t;
+    ls.l[5] = swap;
 
     /* Record 4 replayed after record 6. */
     char *dup[15] = {0};
@@ -805,61 +816,49 @@ static void test_tamper_reorder(void **state)
         if (i == 5)
             dup[n++] = ls.l[3];
     }
-    write_lines(f->path, dup, n, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, dup, n);
     assert_problem(&r, AUDIT_REORDERED, 4, 7, "record 4 (line 7) appears after record 6");
     lines_free(&ls);
-    audit_keys_free(keys);
 }
 
 static void test_tamper_truncate_lines(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct lines ls = read_lines(f->path);
-    write_lines(f->path, ls.l, ls.n - 3, true); /* records 12..14 gone */
+    struct tamper *t = *state;
+    struct lines ls = read_lines(t->f->path);
+    write_lines(t->f->path, ls.l, ls.n - 3, true); /* records 12..14 gone */
     lines_free(&ls);
 
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
+    struct audit_verify_result r = verify(t->f->path, t->keys, 0, NULL);
     assert_int_equal(r.problem, AUDIT_OK); /* a clean cut needs the live head to be seen */
     assert_int_equal(r.head_seq, 11);
-    r = verify(f->path, keys, 14, NULL);
+    r = verify(t->f->path, t->keys, 14, NULL);
     assert_problem(&r, AUDIT_TRUNCATED, 12, 12,
                    "the file ends at record 11 (line 11) but the daemon's head is record 14: "
                    "records 12..14 are missing");
 
     /* An empty file has no chain at all. */
-    write_lines(f->path, NULL, 0, false);
-    r = verify(f->path, keys, 0, NULL);
+    write_lines(t->f->path, NULL, 0, false);
+    r = verify(t->f->path, t->keys, 0, NULL);
     assert_problem(&r, AUDIT_TRUNCATED, 1, 1, "empty");
-    audit_keys_free(keys);
 }
 
 static void test_tamper_cut_midline(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct lines ls = read_lines(f->path);
+    struct tamper *t = *state;
+    struct lines ls = read_lines(t->f->path);
     ls.l[13][40] = '\0'; /* record 14 cut, no '\n' */
-    write_lines(f->path, ls.l, ls.n, false);
+    write_lines(t->f->path, ls.l, ls.n, false);
     lines_free(&ls);
 
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
+    struct audit_verify_result r = verify(t->f->path, t->keys, 0, NULL);
     assert_problem(&r, AUDIT_TRUNCATED, 14, 14, "cut inside record 14 (line 14 has no newline)");
     /* The daemon's head is 13: record 14 is a write in progress. */
-    r = verify(f->path, keys, 13, NULL);
+    r = verify(t->f->path, t->keys, 13, NULL);
     assert_int_equal(r.problem, AUDIT_OK);
     assert_int_equal(r.head_seq, 13);
     assert_int_equal(r.records, 13);
-    r = verify(f->path, keys, 14, NULL);
+    r = verify(t->f->path, t->keys, 14, NULL);
     assert_problem(&r, AUDIT_TRUNCATED, 14, 14, "ends inside record 14");
-    audit_keys_free(keys);
 }
 
 static void test_forged_checkpoint(void **state)
@@ -921,32 +920,25 @@ static void test_forged_checkpoint(void **state)
 
 static void test_malformed_lines(void **state)
 {
-    struct fx *f = *state;
-    struct signer s;
-    signer_init(&s, "test-kid");
-    standard_chain(f->path, &s);
-    struct audit_keys *keys = keys_of(&s);
-    struct lines ls = read_lines(f->path);
+    struct tamper *t = *state;
+    struct lines ls = read_lines(t->f->path);
     char *orig = strdup(ls.l[4]);
 
     free(ls.l[4]);
     ls.l[4] = strdup("not json");
-    write_lines(f->path, ls.l, ls.n, true);
-    struct audit_verify_result r = verify(f->path, keys, 0, NULL);
+    struct audit_verify_result r = rewrite(t, ls.l, ls.n);
     assert_problem(&r, AUDIT_MALFORMED, 5, 5, "line 5 is not JSON");
 
     free(ls.l[4]);
     ls.l[4] = strdup(orig);
     bump_digit(ls.l[4], "\"chain\":\""); /* another chain's record */
-    write_lines(f->path, ls.l, ls.n, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, ls.l, ls.n);
     assert_problem(&r, AUDIT_MALFORMED, 5, 5, "record 5 (line 5) belongs to another chain");
 
     free(ls.l[4]);
     ls.l[4] = strdup(orig);
     patch(ls.l[4], "{\"v\":1,", "{\"v\":2,");
-    write_lines(f->path, ls.l, ls.n, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, ls.l, ls.n);
     assert_problem(&r, AUDIT_MALFORMED, 5, 5, "\"v\" is not 1");
 
     /* A line over AUDIT_MAX_LINE. */
@@ -955,12 +947,10 @@ static void test_malformed_lines(void **state)
     assert_non_null(ls.l[4]);
     memset(ls.l[4], ' ', AUDIT_MAX_LINE + 1);
     ls.l[4][AUDIT_MAX_LINE + 1] = '\0';
-    write_lines(f->path, ls.l, ls.n, true);
-    r = verify(f->path, keys, 0, NULL);
+    r = rewrite(t, ls.l, ls.n);
     assert_problem(&r, AUDIT_MALFORMED, 5, 5, "line 5 is longer than");
     free(orig);
     lines_free(&ls);
-    audit_keys_free(keys);
 
     assert_int_equal(audit_verify_file("/nonexistent/audit.jsonl", NULL, 0, NULL, &r), -1);
     assert_has(r.message, "/nonexistent/audit.jsonl");
@@ -1303,6 +1293,7 @@ static void test_query_filters(void **state)
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, dir_setup, dir_teardown)
+#define TAMPER(name) cmocka_unit_test_setup_teardown(name, tamper_setup, tamper_teardown)
 
 int main(void)
 {
@@ -1315,16 +1306,16 @@ int main(void)
         cmocka_unit_test(test_checkpoint_message),
         T(test_checkpoint_verifies),
         cmocka_unit_test(test_jwks_parsing),
-        T(test_standard_chain_verifies),
-        T(test_tamper_edit_middle),
-        T(test_tamper_edit_last_covered),
+        TAMPER(test_standard_chain_verifies),
+        TAMPER(test_tamper_edit_middle),
+        TAMPER(test_tamper_edit_last_covered),
         T(test_tamper_edit_last_expect_hash),
-        T(test_tamper_delete),
-        T(test_tamper_reorder),
-        T(test_tamper_truncate_lines),
-        T(test_tamper_cut_midline),
+        TAMPER(test_tamper_delete),
+        TAMPER(test_tamper_reorder),
+        TAMPER(test_tamper_truncate_lines),
+        TAMPER(test_tamper_cut_midline),
         T(test_forged_checkpoint),
-        T(test_malformed_lines),
+        TAMPER(test_malformed_lines),
         T(test_torn_tail_recovery),
         T(test_open_refuses),
         T(test_changed_behind_our_back),
