@@ -196,6 +196,21 @@ def _ppid(pid):
         return 0
 
 
+def sandbox_cgroup_dirs(broker_pid, sandbox_id):
+    """The sandbox's cgroup directories that exist now (v1: airlock-<id>
+    beside the broker's cgroup in each hierarchy; v2: <C>/tasks/<id>)."""
+    found = []
+    with open(f"/proc/{broker_pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else ():
+                found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{sandbox_id}")
+            if not ctrls:
+                for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                    found.append(f"{root}{os.path.dirname(path)}/tasks/{sandbox_id}")
+    return [d for d in found if os.path.isdir(d)]
+
+
 def orphan_workers(worker_exe):
     """Processes running worker_exe that no live airlock-broker owns."""
     worker_exe = os.path.realpath(worker_exe)
@@ -293,14 +308,17 @@ class Daemons:
             return f"airlock-{name} exited with {rc} after SIGTERM"
         return None
 
-    def sandbox_of(self, task_id):
-        """The id of the sandbox (worker) that ran task_id, from the broker's
-        audit trail (execute.start), or None."""
+    def broker_audit(self, kind):
+        """The broker's audit records of this kind, in order."""
         with open(os.path.join(self.tmp, "broker-state", "audit.jsonl"), "rb") as f:
-            for line in f:
-                rec = json.loads(line)
-                if rec.get("kind") == "execute.start" and rec.get("task_id") == task_id:
-                    return rec["sandbox"]["id"]
+            return [r for r in map(json.loads, f) if r.get("kind") == kind]
+
+    def sandbox_of(self, task_id):
+        """The sandbox that ran task_id ({"id", "warm"}), from the broker's
+        audit trail (execute.start), or None."""
+        for rec in self.broker_audit("execute.start"):
+            if rec.get("task_id") == task_id:
+                return rec["sandbox"]
         return None
 
     def _kill_all(self):

@@ -2,7 +2,6 @@
 ahead of them, each sandbox serves exactly one task, and nothing of a task
 (files, processes, sockets, shared memory, interpreter state, namespaces)
 is there for the next one. A ready worker that dies is replaced."""
-import json
 import os
 import shutil
 import signal
@@ -14,22 +13,10 @@ import grpc
 
 from airlock.v1 import broker_pb2
 from airlock_fixture import (DaemonTestCase, Daemons, EXECUTE, _ppid, bin_path,
-                             proc_cmdlines)
+                             proc_cmdlines, sandbox_cgroup_dirs)
 
 READY_WAIT_S = 20
 POOL_SIZE = 2
-
-
-def audit_records(d, kind):
-    with open(os.path.join(d.tmp, "broker-state", "audit.jsonl"), "rb") as f:
-        return [r for r in map(json.loads, f) if r.get("kind") == kind]
-
-
-def sandbox_record(d, task_id):
-    for r in audit_records(d, "execute.start"):
-        if r["task_id"] == task_id:
-            return r["sandbox"]
-    raise AssertionError(f"no execute.start for {task_id}")
 
 
 def idle_workers(d, runtime):
@@ -52,7 +39,8 @@ class WarmPool(DaemonTestCase):
         deadline = time.monotonic() + READY_WAIT_S
         while True:
             started, out, err, finished = self.run_task(runtime, code, **kw)
-            sb = sandbox_record(self.d, started.task_id)
+            sb = self.d.sandbox_of(started.task_id)
+            self.assertIsNotNone(sb, f"no execute.start for {started.task_id}")
             if sb["warm"] or time.monotonic() > deadline:
                 self.assertTrue(sb["warm"], "no task found a warm sandbox\n" + self.d.logs())
                 return started, out, err, finished, sb
@@ -70,7 +58,7 @@ class WarmPool(DaemonTestCase):
             # The worker that ran it is gone with its sandbox.
             self.assertNotIn(sb["id"], idle_workers(self.d, runtime).values())
             # The execute record says where the time went.
-            rec = [r for r in audit_records(self.d, "execute")
+            rec = [r for r in self.d.broker_audit("execute")
                    if r["task_id"] == started.task_id][0]
             self.assertEqual(set(rec["timing"]), {"queue_us", "mint_us", "start_us",
                                                   "handoff_us", "run_us", "revoke_us"})
@@ -290,13 +278,13 @@ class Admission(DaemonTestCase):
 
     def test_deadline_passes_in_the_queue_and_nothing_runs(self):
         held = self.fill_slots()
-        mints = len(audit_records(self.d, "execute.start"))
+        mints = len(self.d.broker_audit("execute.start"))
         late = Call(self.broker, "echo ran", timeout=1.0)
         self.assertEqual(late.done(), grpc.StatusCode.DEADLINE_EXCEEDED)
         self.assertEqual(late.events, [])
         self.release(held)
         time.sleep(0.3)
-        self.assertEqual(len(audit_records(self.d, "execute.start")), mints,
+        self.assertEqual(len(self.d.broker_audit("execute.start")), mints,
                          "a task that never got a slot was started")
 
     def test_cancelling_a_running_task_frees_its_slot(self):
@@ -307,21 +295,6 @@ class Admission(DaemonTestCase):
         self.release(held[:1])
         self.assertEqual(waiting.done(), grpc.StatusCode.OK, waiting.details)
         self.release(held[1:])
-
-
-def sandbox_cgroup_dirs(broker_pid, sandbox_id):
-    """The sandbox's cgroup directories that exist now (v1: airlock-<id>
-    beside the broker's cgroup in each hierarchy; v2: <C>/tasks/<id>)."""
-    found = []
-    with open(f"/proc/{broker_pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for c in ctrls.split(",") if ctrls else ():
-                found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{sandbox_id}")
-            if not ctrls:
-                for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                    found.append(f"{root}{os.path.dirname(path)}/tasks/{sandbox_id}")
-    return [d for d in found if os.path.isdir(d)]
 
 
 class BrokerKilled(unittest.TestCase):
@@ -370,7 +343,9 @@ class ColdPath(DaemonTestCase):
                                     ("python3", "print('cold')", b"cold\n")):
             started, out, err, finished = self.run_task(runtime, code)
             self.assertEqual(out, want, err)
-            self.assertFalse(sandbox_record(self.d, started.task_id)["warm"])
+            sb = self.d.sandbox_of(started.task_id)
+            self.assertIsNotNone(sb, f"no execute.start for {started.task_id}")
+            self.assertFalse(sb["warm"])
         self.assertEqual(idle_workers(self.d, "sh"), {})
         self.assertEqual(idle_workers(self.d, "python3"), {})
 

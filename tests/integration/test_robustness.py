@@ -10,7 +10,7 @@ import grpc
 
 from airlock.v1 import broker_pb2
 from airlock_fixture import (DaemonTestCase, EXECUTE, bin_path, introspect, proc_cmdlines,
-                             processes_with_marker)
+                             processes_with_marker, sandbox_cgroup_dirs)
 
 # Field 99, varint 1: a field no version of ExecuteRequest has.
 UNKNOWN_FIELD = bytes([0x98, 0x06, 0x01])
@@ -80,21 +80,6 @@ class Robustness(DaemonTestCase):
         self.assertFalse(resp.active)
         self.assertEqual(resp.status, "revoked", self.d.logs())
 
-    def task_cgroup_dirs(self, sandbox_id):
-        """The sandbox's cgroup directories that exist now (v1: airlock-<id>
-        beside the broker's cgroup in each hierarchy; v2: <C>/tasks/<id>)."""
-        found = []
-        with open(f"/proc/{self.d.broker.pid}/cgroup") as f:
-            for line in f:
-                _, ctrls, path = line.rstrip("\n").split(":", 2)
-                if ctrls:
-                    for c in ctrls.split(","):
-                        found.append(f"/sys/fs/cgroup/{c}{path}/airlock-{sandbox_id}")
-                else:
-                    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                        found.append(f"{root}{os.path.dirname(path)}/tasks/{sandbox_id}")
-        return [d for d in found if os.path.isdir(d)]
-
     def test_worker_killed_leaves_nothing(self):
         marker = "32.81726"
         req = broker_pb2.ExecuteRequest(runtime="sh", code=f"sleep {marker}".encode(),
@@ -107,9 +92,9 @@ class Robustness(DaemonTestCase):
         while not processes_with_marker(marker, settle=0) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertTrue(processes_with_marker(marker, settle=0), "task never started")
-        sandbox = self.d.sandbox_of(started.task_id)
+        sandbox = (self.d.sandbox_of(started.task_id) or {}).get("id")
         self.assertTrue(sandbox, "execute.start names no sandbox")
-        self.assertTrue(self.task_cgroup_dirs(sandbox), "the task has no cgroup")
+        self.assertTrue(sandbox_cgroup_dirs(self.d.broker.pid, sandbox), "the task has no cgroup")
         # Its worker among the pool's (those wait with sandboxes of their own).
         workers = [pid for pid, argv in proc_cmdlines().items()
                    if argv and argv[0] == bin_path("airlock-worker") and sandbox in argv]
@@ -121,7 +106,7 @@ class Robustness(DaemonTestCase):
         self.assertTrue(finished[0].token_revoked, self.d.logs())
         self.assertEqual(processes_with_marker(marker, settle=10), [],
                          "the sandboxed task outlived its worker")
-        self.assertEqual(self.task_cgroup_dirs(sandbox), [], self.d.logs())
+        self.assertEqual(sandbox_cgroup_dirs(self.d.broker.pid, sandbox), [], self.d.logs())
         self.assertFalse(introspect(self.credd, token_id=started.token_id).active)
 
     # Looks for another task's token: files in /tmp, /work and /dev/shm, a
