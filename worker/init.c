@@ -165,14 +165,6 @@ static int lift_fd(int *fd, int min)
     return 0;
 }
 
-static void close_if(int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
 /* The init is a clone of the caller: its argv (the worker's host path) and
  * name would show in the sandbox's /proc/1. Blank the argument area the
  * kernel reads /proc/PID/cmdline from, and rename the process. */
@@ -250,9 +242,9 @@ static void build_envp(struct sbx_plan *p, char *blob, size_t len)
 static _Noreturn void task_main(struct sbx_plan *p)
 {
     struct sbx_err e = {0, ""};
-    close_if(&p->go_w);
-    close_if(&p->assign_r);
-    close_if(&p->sync_r);
+    sbx_close(&p->go_w);
+    sbx_close(&p->assign_r);
+    sbx_close(&p->sync_r);
     if (setsid() < 0)
         child_fail(p->status_w, (sbx_fail(&e, "setsid", errno), &e));
     if (dup2(p->in_r, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0)
@@ -345,7 +337,7 @@ static int assign(struct sbx_plan *p, pid_t task, size_t *env_len, struct sbx_er
         return -1;
     if (read_full(p->assign_r, p->env_buf, h.env_len) != 0)
         return sbx_fail(e, "reading the environment", errno);
-    close_if(&p->assign_r);
+    sbx_close(&p->assign_r);
     *env_len = h.env_len;
     return sbx_rlimits_apply(task, &h.limits, h.memory_by_cgroup, e);
 }
@@ -392,7 +384,7 @@ _Noreturn void sbx_init_main(struct sbx_plan *p)
     struct pollfd pfd = {p->sync_r, POLLIN, 0};
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || poll(&pfd, 1, 0) != 0)
         _exit(126);
-    close_if(&p->sync_r);
+    sbx_close(&p->sync_r);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(p->status_w, (sbx_fail(&e, "PR_SET_DUMPABLE", errno), &e));
     if (sethostname(SBX_HOSTNAME, sizeof SBX_HOSTNAME - 1) != 0)
@@ -407,11 +399,11 @@ _Noreturn void sbx_init_main(struct sbx_plan *p)
         child_fail(p->status_w, (sbx_fail(&e, "fork task", errno), &e));
     if (task == 0)
         task_main(p);
-    close_if(&p->in_r);
-    close_if(&p->out_w);
-    close_if(&p->err_w);
-    close_if(&p->go_r);
-    close_if(&p->ready_w);
+    sbx_close(&p->in_r);
+    sbx_close(&p->out_w);
+    sbx_close(&p->err_w);
+    sbx_close(&p->go_r);
+    sbx_close(&p->ready_w);
 
     /* No privilege left in here either, before anything of a task exists. */
     int none = -1;
@@ -426,7 +418,7 @@ _Noreturn void sbx_init_main(struct sbx_plan *p)
      * already; its wait status says how. */
     if (write_all(p->go_w, "G", 1) == 0)
         (void)write_all(p->go_w, p->env_buf, env_len);
-    close_if(&p->go_w);
+    sbx_close(&p->go_w);
 
     /* Reap everything; when the task itself ends, report and exit: the
      * kernel then kills what is left of the namespace. */

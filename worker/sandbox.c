@@ -87,6 +87,14 @@ struct sandbox {
 
 /* ---------------------------------------------------------------- helpers */
 
+void sbx_close(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 size_t sbx_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);
@@ -230,14 +238,6 @@ static void cgroup_end(struct sbx_cgroup *cg, struct sandbox_result *r)
     free(cg);
 }
 
-static void close_if(int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
 /* SIGPIPE blocked while we write to the sandbox's pipes (a task may close
  * its stdin early, an init may die), and any it raised dropped after. */
 struct pipe_guard {
@@ -282,13 +282,13 @@ static void sandbox_free(struct sandbox *sb, struct sandbox_result *r)
     int *fds[] = {&sb->sync_w, &sb->status_r, &sb->in_w, &sb->out_r, &sb->err_r,
                   &sb->assign_w, &sb->ready_r, &sb->listener};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        close_if(fds[i]);
+        sbx_close(fds[i]);
     if (sb->plan) {
         int *child[] = {&sb->plan->sync_r, &sb->plan->status_w, &sb->plan->in_r, &sb->plan->out_w,
                         &sb->plan->err_w, &sb->plan->assign_r, &sb->plan->ready_w,
                         &sb->plan->go_r, &sb->plan->go_w};
         for (size_t i = 0; i < sizeof child / sizeof child[0]; i++)
-            close_if(child[i]);
+            sbx_close(child[i]);
         sbx_seccomp_free(&sb->plan->prog);
         free(sb->plan);
     }
@@ -381,7 +381,7 @@ static int await_ready(struct sandbox *sb, char *msg, size_t msglen)
                 return err_set(msg, msglen, "the runtime ended before it was ready");
             }
             ready = true;
-            close_if(&sb->ready_r);
+            sbx_close(&sb->ready_r);
         }
     }
     return 0;
@@ -439,7 +439,7 @@ int sandbox_prepare(const struct sandbox_spec *spec, struct sandbox **out, char 
     int *child[] = {&p->sync_r, &p->status_w, &p->in_r, &p->out_w,
                     &p->err_w, &p->assign_r, &p->ready_w, &p->go_r, &p->go_w};
     for (size_t i = 0; i < sizeof child / sizeof child[0]; i++)
-        close_if(child[i]);
+        sbx_close(child[i]);
 
     char why[200];
     if (sbx_userns_write_maps(pid, why, sizeof why) != 0 ||
@@ -579,7 +579,7 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_task *task, sandbox_o
     int64_t start = monotonic_ms();
     /* A failed send means the init is gone; the supervisor reports why. */
     (void)send_assignment(sb, task, &lim, env, env_len);
-    close_if(&sb->assign_w);
+    sbx_close(&sb->assign_w);
     struct sbx_supervise sup = {
         .init_pid = sb->init_pid,
         .stdin_fd = sb->in_w,

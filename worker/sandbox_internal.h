@@ -201,5 +201,7 @@ void sbx_forget_init(void);
 
 /* ---- small helpers (sandbox.c) ---- */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
+/* Closes *fd if it is open and marks it closed (-1). */
+void sbx_close(int *fd);
 
 #endif

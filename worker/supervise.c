@@ -63,14 +63,6 @@ struct sup_state {
     uint32_t seccomp_arch;
 };
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
 static void kill_tree(struct sup_state *st, enum sandbox_reason why)
 {
     if (!st->killed) {
@@ -112,7 +104,7 @@ static void read_output(struct sup_state *st, int which)
     if (n > 0)
         relay(st, which == FD_OUT ? 1 : 2, buf, (size_t)n);
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        close_fd(&st->fd[which]);
+        sbx_close(&st->fd[which]);
 }
 
 /* A setup failure on the sandbox side (or a broken protocol): fail closed. */
@@ -188,7 +180,7 @@ static void read_status(struct sup_state *st)
     }
     if (got <= 0) { /* EOF (the init is gone) or a read error */
         if (got == 0 || (errno != EAGAIN && errno != EINTR))
-            close_fd(&st->fd[FD_STATUS]);
+            sbx_close(&st->fd[FD_STATUS]);
         return;
     }
     if (rec.type == SBX_REC_LISTENER) {
@@ -238,7 +230,7 @@ static void read_notification(struct sup_state *st)
      * sandbox goes too. */
     kill_tree(st, SANDBOX_REASON_SECCOMP);
     if (rc != 0 && rc != -ENOENT)
-        close_fd(&st->fd[FD_NOTIFY]);
+        sbx_close(&st->fd[FD_NOTIFY]);
 }
 
 static void write_stdin(struct sup_state *st)
@@ -250,9 +242,9 @@ static void write_stdin(struct sup_state *st)
     if (n > 0)
         st->in_off += (size_t)n;
     else if (n < 0 && errno != EAGAIN && errno != EINTR)
-        close_fd(&st->fd[FD_IN]); /* EPIPE: the task closed its stdin */
+        sbx_close(&st->fd[FD_IN]); /* EPIPE: the task closed its stdin */
     if (st->in_off == st->s->stdin_len)
-        close_fd(&st->fd[FD_IN]);
+        sbx_close(&st->fd[FD_IN]);
 }
 
 /* The task's CPU time: the cgroup's, less what the sandbox used before the
@@ -330,7 +322,7 @@ static void loop(struct sup_state *st)
                 if (pfd[k].revents & POLLIN)
                     read_notification(st);
                 else /* HUP: no process uses the filter any more; ERR, NVAL */
-                    close_fd(&st->fd[FD_NOTIFY]);
+                    sbx_close(&st->fd[FD_NOTIFY]);
                 break;
             }
         }
@@ -383,11 +375,11 @@ int sbx_supervise(struct sbx_supervise *s, struct sandbox_result *r)
         st.ncpu = 1;
     st.next_cpu_check = s->start_ms;
     if (s->stdin_len == 0)
-        close_fd(&st.fd[FD_IN]);
+        sbx_close(&st.fd[FD_IN]);
 
     loop(&st);
     for (int i = 0; i < FD_N; i++)
-        close_fd(&st.fd[i]);
+        sbx_close(&st.fd[i]);
 
     int wstatus = 0;
     struct rusage ru;
