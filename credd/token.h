@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,19 @@ enum token_status token_table_lookup(struct token_table *t, const char *jti, int
 /* Marks revoked. Returns the status the token had before the call. Revoking
  * an unknown, expired or revoked token changes nothing (idempotent). */
 enum token_status token_table_revoke(struct token_table *t, const char *jti, int64_t now);
+
+/* Replay of a revocation recorded while the token was active: marks jti
+ * revoked whatever its expiry, so it keeps saying "revoked" (not "expired").
+ * Returns 0, or -1 if jti is not in the table. */
+int token_table_mark_revoked(struct token_table *t, const char *jti);
+
+/* The jtis of the tokens active at now whose claims satisfy match (called
+ * with a stripe's lock held: it must not call into the table). On success
+ * *jtis is a malloc'd array of *n malloc'd strings (free each, then it), or
+ * NULL when none matched. Returns 0, or -1 (out of memory; nothing returned). */
+int token_table_find_active(struct token_table *t, int64_t now,
+                            bool (*match)(const json_t *claims, void *ctx), void *ctx,
+                            char ***jtis, size_t *n);
 
 /* Drops entries whose exp is older than now - grace_seconds. Returns how many. */
 size_t token_table_sweep(struct token_table *t, int64_t now, int64_t grace_seconds);

@@ -243,6 +243,69 @@ enum token_status token_table_revoke(struct token_table *t, const char *jti, int
     return st;
 }
 
+int token_table_mark_revoked(struct token_table *t, const char *jti)
+{
+    size_t len = jti ? strnlen(jti, JTI_MAX + 1) : 0;
+    if (len == 0 || len > JTI_MAX)
+        return -1;
+    uint64_t h = hash_jti(t, jti, len);
+    struct stripe *s = stripe_of(t, h);
+
+    json_t *drop = NULL;
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = *find(s, h, jti);
+    if (e) {
+        e->revoked = true;
+        drop = e->claims;
+        e->claims = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    json_decref(drop);
+    return e ? 0 : -1;
+}
+
+int token_table_find_active(struct token_table *t, int64_t now,
+                            bool (*match)(const json_t *claims, void *ctx), void *ctx,
+                            char ***jtis, size_t *n)
+{
+    char **out = NULL;
+    size_t count = 0, cap = 0;
+    bool oom = false;
+    for (unsigned i = 0; i < STRIPES && !oom; i++) {
+        struct stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nbuckets && !oom; b++)
+            for (struct entry *e = s->buckets[b]; e && !oom; e = e->next) {
+                if (status_of(e, now) != TOKEN_ACTIVE || !e->claims || !match(e->claims, ctx))
+                    continue;
+                if (count == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    char **grown = realloc(out, ncap * sizeof *out);
+                    if (!grown) {
+                        oom = true;
+                        break;
+                    }
+                    out = grown;
+                    cap = ncap;
+                }
+                if (!(out[count] = strdup(e->jti)))
+                    oom = true;
+                else
+                    count++;
+            }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (oom) {
+        while (count > 0)
+            free(out[--count]);
+        free(out);
+        return -1;
+    }
+    *jtis = out;
+    *n = count;
+    return 0;
+}
+
 size_t token_table_sweep(struct token_table *t, int64_t now, int64_t grace_seconds)
 {
     if (grace_seconds < 0)

@@ -992,6 +992,96 @@ static void test_table_expiry(void **state)
     json_decref(claims);
 }
 
+/* Replay: a revocation recorded while active sticks, even for a token whose
+ * exp has passed by the time it is replayed. */
+static void test_table_mark_revoked(void **state)
+{
+    (void)state;
+    struct token_table *t = token_table_new();
+    assert_non_null(t);
+    json_t *claims = json_object();
+    assert_int_equal(token_table_insert(t, "gone", 1000, claims), 0);
+    assert_int_equal(token_table_insert(t, "live", 9000, claims), 0);
+    assert_int_equal(token_table_lookup(t, "gone", 2000, NULL), TOKEN_EXPIRED);
+    assert_int_equal(token_table_mark_revoked(t, "gone"), 0);
+    assert_int_equal(token_table_lookup(t, "gone", 2000, NULL), TOKEN_REVOKED);
+    assert_int_equal(token_table_lookup(t, "gone", 500, NULL), TOKEN_REVOKED);
+    assert_int_equal(token_table_mark_revoked(t, "gone"), 0); /* idempotent */
+    assert_int_equal(token_table_mark_revoked(t, "live"), 0);
+    json_t *got = json_object(), *orig = got;
+    assert_int_equal(token_table_lookup(t, "live", 100, &got), TOKEN_REVOKED);
+    assert_null(got); /* its claims are dropped */
+    json_decref(orig);
+    assert_int_equal(claims->refcount, 1);
+    assert_int_equal(token_table_mark_revoked(t, "never"), -1);
+    assert_int_equal(token_table_lookup(t, "never", 100, NULL), TOKEN_UNKNOWN);
+    assert_int_equal(token_table_mark_revoked(t, NULL), -1);
+    assert_int_equal(token_table_mark_revoked(t, ""), -1);
+    assert_int_equal(token_table_size(t), 2);
+    token_table_free(t);
+    json_decref(claims);
+}
+
+static bool azp_is(const json_t *claims, void *ctx)
+{
+    const char *azp = json_string_value(json_object_get(claims, "azp"));
+    return azp && strcmp(azp, ctx) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Only active tokens whose claims match, across stripes and bucket growth. */
+static void test_table_find_active(void **state)
+{
+    (void)state;
+    struct token_table *t = token_table_new();
+    assert_non_null(t);
+    json_t *mine = json_pack("{s:s}", "azp", "b1"), *theirs = json_pack("{s:s}", "azp", "b2");
+    char jti[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(jti, sizeof jti, "m%03d", i);
+        assert_int_equal(token_table_insert(t, jti, i % 5 == 0 ? 100 : 1000, mine), 0);
+        snprintf(jti, sizeof jti, "o%03d", i);
+        assert_int_equal(token_table_insert(t, jti, 1000, theirs), 0);
+    }
+    assert_int_equal(token_table_revoke(t, "m001", 200), TOKEN_ACTIVE);
+    assert_int_equal(token_table_insert(t, "no-claims", 1000, NULL), 0);
+
+    char **jtis = NULL;
+    size_t n = 0;
+    assert_int_equal(token_table_find_active(t, 200, azp_is, "b1", &jtis, &n), 0);
+    /* 500 mine, minus 100 expired at 200 (i % 5 == 0), minus m001 revoked. */
+    assert_int_equal(n, 399);
+    qsort(jtis, n, sizeof *jtis, cmp_str);
+    assert_string_equal(jtis[0], "m002");
+    assert_string_equal(jtis[n - 1], "m499");
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jtis[i][0], 'm');
+        int k = atoi(jtis[i] + 1);
+        assert_true(k % 5 != 0 && k != 1);
+        free(jtis[i]);
+    }
+    free(jtis);
+
+    /* Before anything expired: all 500 of theirs. */
+    assert_int_equal(token_table_find_active(t, 50, azp_is, "b2", &jtis, &n), 0);
+    assert_int_equal(n, 500);
+    for (size_t i = 0; i < n; i++)
+        free(jtis[i]);
+    free(jtis);
+
+    jtis = (char **)&n; /* overwritten */
+    assert_int_equal(token_table_find_active(t, 50, azp_is, "nobody", &jtis, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(jtis);
+    token_table_free(t);
+    json_decref(mine);
+    json_decref(theirs);
+}
+
 static void test_table_sweep(void **state)
 {
     (void)state;
@@ -1174,6 +1264,8 @@ int main(void)
                                         keydir_teardown),
         cmocka_unit_test(test_table_lifecycle),
         cmocka_unit_test(test_table_expiry),
+        cmocka_unit_test(test_table_mark_revoked),
+        cmocka_unit_test(test_table_find_active),
         cmocka_unit_test(test_table_sweep),
         cmocka_unit_test(test_table_million),
         cmocka_unit_test(test_table_concurrent),
