@@ -43,6 +43,8 @@ static const char usage[] =
     "  --worker-exe PATH      executable whose processes are workers [worker_exe]\n"
     "  --default-ttl SECS     token lifetime when none is asked (default 60) [default_ttl_s]\n"
     "  --max-ttl SECS         cap on any token's lifetime (default 900) [max_ttl_s]\n"
+    "  --clock-skew SECS      how far a presented token's nbf may be ahead of our\n"
+    "                         clock (default 30) [clock_skew_s]\n"
     "  --audit-path FILE      the audit chain (default STATE_DIR/audit.jsonl) [audit.path]\n"
     "  --audit-stream FILE    mirror audit records as JSON Lines to FILE, - for stdout\n"
     "                         [audit.stream]\n"
@@ -143,6 +145,7 @@ static const struct option opts[] = {
     {"worker-exe", required_argument, NULL, 'w'},
     {"default-ttl", required_argument, NULL, 'D'},
     {"max-ttl", required_argument, NULL, 'M'},
+    {"clock-skew", required_argument, NULL, 'S'},
     AUDIT_LONG_OPTIONS,
     {"audit-reader", required_argument, NULL, OPT_AUDIT_READER},
     {"help", no_argument, NULL, 'h'},
@@ -190,7 +193,8 @@ static int load_file(struct settings *st, const char *path, char *err, size_t er
     static const char *const known[] = {"trust_domain", "listen",        "tls",
                                         "brokers",      "state_dir",     "broker_exe",
                                         "worker_exe",   "default_ttl_s", "max_ttl_s",
-                                        "audit",        "audit_readers", NULL};
+                                        "audit",        "audit_readers", "clock_skew_s",
+                                        NULL};
     static const char *const listen_keys[] = {"unix", "tcp", NULL};
     static const char *const tls_keys[] = {"cert", "key", "bundle", NULL};
     if (yconf_load_file(path, 0, &st->conf, err, errlen) < 0)
@@ -203,6 +207,7 @@ static int load_file(struct settings *st, const char *path, char *err, size_t er
     yconf_child(&root, "audit", &audit);
     yconf_child(&root, "audit_readers", &readers);
     uint64_t ttl = st->config.default_ttl, max_ttl = st->config.max_ttl;
+    uint64_t skew = st->config.clock_skew_s;
     if (yconf_mapping(&root, known, err, errlen) < 0 ||
         (yconf_present(&listen) && yconf_mapping(&listen, listen_keys, err, errlen) < 0) ||
         (yconf_present(&tls) && yconf_mapping(&tls, tls_keys, err, errlen) < 0) ||
@@ -216,13 +221,15 @@ static int load_file(struct settings *st, const char *path, char *err, size_t er
         yconf_opt_string(&tls, "key", &st->tls.key, err, errlen) < 0 ||
         yconf_opt_string(&tls, "bundle", &st->tls.bundle, err, errlen) < 0 ||
         yconf_opt_u64(&root, "default_ttl_s", 1, 86400, &ttl, err, errlen) < 0 ||
-        yconf_opt_u64(&root, "max_ttl_s", 1, 86400, &max_ttl, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "max_ttl_s", 1, CREDD_TTL_LIMIT_S, &max_ttl, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "clock_skew_s", 0, 3600, &skew, err, errlen) < 0 ||
         audit_settings_load(&audit, NULL, &st->audit, err, errlen) < 0 ||
         add_ids(st, &brokers, MAX_BROKER_IDS, add_broker_id, err, errlen) < 0 ||
         add_ids(st, &readers, MAX_AUDIT_READERS, add_audit_reader, err, errlen) < 0)
         return -1;
     st->config.default_ttl = (uint32_t)ttl;
     st->config.max_ttl = (uint32_t)max_ttl;
+    st->config.clock_skew_s = (uint32_t)skew;
     return 0;
 }
 
@@ -243,7 +250,8 @@ static int apply_flag(struct settings *st, int opt, const char *arg)
     case 'b': st->broker_exe = arg; break;
     case 'w': st->worker_exe = arg; break;
     case 'D': bad = parse_u32(arg, 1, 86400, &st->config.default_ttl); break;
-    case 'M': bad = parse_u32(arg, 1, 86400, &st->config.max_ttl); break;
+    case 'M': bad = parse_u32(arg, 1, CREDD_TTL_LIMIT_S, &st->config.max_ttl); break;
+    case 'S': bad = parse_u32(arg, 0, 3600, &st->config.clock_skew_s); break;
     case OPT_AUDIT_READER: bad = add_audit_reader(st, arg); break;
     default: break;
     }
@@ -310,7 +318,7 @@ int main(int argc, char **argv)
 {
     log_set_program("airlock-credd");
     struct settings st = {.config = {.trust_domain = "airlock.local", .default_ttl = 60,
-                                     .max_ttl = 900},
+                                     .max_ttl = 900, .clock_skew_s = 30},
                           .audit = {.checkpoint_interval_s = AUDIT_DEFAULT_CHECKPOINT_S}};
     st.config.broker_ids = st.broker_ids;
     st.config.audit_readers = st.audit_readers;
@@ -365,6 +373,13 @@ int main(int argc, char **argv)
     if (!(credd.audit = audit_settings_open(&st.audit, state_dir, "credd", credd.issuer,
                                             AIRLOCK_VERSION, err, sizeof err))) {
         log_error("audit: %s", err);
+        goto out;
+    }
+    /* Tokens and revocations of earlier runs, from the chain; unreadable:
+     * no start (a revoked token must not come back). */
+    struct credd_replay_stats restored;
+    if (credd_replay(&credd, SWEEP_GRACE_S, &restored, err, sizeof err) != 0) {
+        log_error("restoring tokens: %s", err);
         goto out;
     }
     struct audit_checkpointer *checkpointer = audit_checkpointer_start(

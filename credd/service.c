@@ -10,12 +10,15 @@
  *   Introspect  any local peer with credentials
  *   Keys        anyone
  *   SignCheckpoint  the broker only
+ *   BrokerStarted   the broker only: revokes its previous run's tokens
  *
  * Audit: every authentication failure, mint (allowed or not), revocation,
- * introspection and checkpoint signature goes into credd's chain. A token
- * leaves only once its mint record is durable, and an introspection is
- * answered only once recorded; a revocation is never held back by the
- * trail (its record is written after, and a failure to write it logged).
+ * introspection, checkpoint signature and broker start goes into credd's
+ * chain. A token leaves only once its mint record is durable (replay.c
+ * rebuilds the live-token table from those records at start), and an
+ * introspection is answered only once recorded; a revocation is never held
+ * back by the trail (its record is written after, and a failure to write it
+ * logged).
  */
 #include "service.h"
 
@@ -106,6 +109,54 @@ static grpc_status_code check_words(struct rpc_call *call, const char *what, cha
 }
 
 
+json_t *credd_claims(const char *issuer, const struct mint_claims *m)
+{
+    json_t *claims = json_object();
+    json_t *aud = json_array();
+    char *scope = NULL;
+    size_t scope_len = 0;
+    for (size_t i = 0; i < m->n_scopes; i++)
+        scope_len += strlen(m->scopes[i]) + 1;
+    if (scope_len && (scope = malloc(scope_len)) != NULL) {
+        /* RFC 8693 "scope": space-separated; each item was checked space-free. */
+        char *end = scope;
+        for (size_t i = 0; i < m->n_scopes; i++) {
+            size_t n = strlen(m->scopes[i]);
+            memcpy(end, m->scopes[i], n);
+            end += n;
+            *end++ = ' ';
+        }
+        end[-1] = '\0';
+    }
+    for (size_t i = 0; aud && i < m->n_audience; i++)
+        json_array_append_new(aud, json_string(m->audience[i]));
+    int bad = !claims || !aud || (scope_len && !scope);
+    bad |= json_object_set_new(claims, "iss", json_string(issuer));
+    bad |= json_object_set_new(claims, "sub", json_string(m->subject));
+    if (aud && json_array_size(aud) > 0)
+        bad |= json_object_set(claims, "aud", aud);
+    bad |= json_object_set_new(claims, "iat", json_integer(m->iat));
+    bad |= json_object_set_new(claims, "nbf", json_integer(m->iat));
+    bad |= json_object_set_new(claims, "exp", json_integer(m->exp));
+    bad |= json_object_set_new(claims, "jti", json_string(m->jti));
+    if (scope)
+        bad |= json_object_set_new(claims, "scope", json_string(scope));
+    /* RFC 8693: the broker acts for the caller (sub); it is also the party
+     * the token was issued to (azp). */
+    bad |= json_object_set_new(claims, "act", json_pack("{s:s}", "sub", m->caller));
+    bad |= json_object_set_new(claims, "azp", json_string(m->caller));
+    bad |= json_object_set_new(claims, "task_id", json_string(m->task_id));
+    if (m->code_sha256 && m->code_sha256[0])
+        bad |= json_object_set_new(claims, "code_sha256", json_string(m->code_sha256));
+    free(scope);
+    json_decref(aud);
+    if (bad) {
+        json_decref(claims);
+        return NULL;
+    }
+    return claims;
+}
+
 static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
 {
     struct credd *d = ctx;
@@ -137,47 +188,14 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     char jti[RANDOM_ID_LEN];
     random_id(jti);
 
-    json_t *claims = json_object();
-    json_t *aud = json_array();
-    char *scope = NULL;
-    size_t scope_len = 0;
-    for (size_t i = 0; i < req->n_scopes; i++)
-        scope_len += strlen(req->scopes[i]) + 1;
-    if (scope_len && (scope = malloc(scope_len)) != NULL) {
-        /* RFC 8693 "scope": space-separated; each item was checked space-free. */
-        char *end = scope;
-        for (size_t i = 0; i < req->n_scopes; i++) {
-            size_t n = strlen(req->scopes[i]);
-            memcpy(end, req->scopes[i], n);
-            end += n;
-            *end++ = ' ';
-        }
-        end[-1] = '\0';
-    }
-    for (size_t i = 0; aud && i < req->n_audience; i++)
-        json_array_append_new(aud, json_string(req->audience[i]));
-    int bad = !claims || !aud || (scope_len && !scope);
-    bad |= json_object_set_new(claims, "iss", json_string(d->issuer));
-    bad |= json_object_set_new(claims, "sub", json_string(req->subject));
-    if (aud && json_array_size(aud) > 0)
-        bad |= json_object_set(claims, "aud", aud);
-    bad |= json_object_set_new(claims, "iat", json_integer(now));
-    bad |= json_object_set_new(claims, "nbf", json_integer(now));
-    bad |= json_object_set_new(claims, "exp", json_integer(now + ttl));
-    bad |= json_object_set_new(claims, "jti", json_string(jti));
-    if (scope)
-        bad |= json_object_set_new(claims, "scope", json_string(scope));
-    /* RFC 8693: the broker acts for the caller (sub); it is also the party
-     * the token was issued to (azp). */
-    bad |= json_object_set_new(claims, "act", json_pack("{s:s}", "sub", who.id));
-    bad |= json_object_set_new(claims, "azp", json_string(who.id));
-    bad |= json_object_set_new(claims, "task_id", json_string(req->task_id));
-    if (req->code_sha256[0])
-        bad |= json_object_set_new(claims, "code_sha256", json_string(req->code_sha256));
-    free(scope);
-    json_decref(aud);
-
-    char *token = bad ? NULL : jwt_sign(d->key, claims);
+    const struct mint_claims mc = {
+        .caller = who.id, .subject = req->subject, .task_id = req->task_id, .jti = jti,
+        .code_sha256 = req->code_sha256,
+        .scopes = (const char *const *)req->scopes, .n_scopes = req->n_scopes,
+        .audience = (const char *const *)req->audience, .n_audience = req->n_audience,
+        .iat = now, .exp = now + ttl};
+    json_t *claims = credd_claims(d->issuer, &mc);
+    char *token = claims ? jwt_sign(d->key, claims) : NULL;
     if (!token) {
         json_decref(claims);
         return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot mint token");
@@ -238,7 +256,11 @@ static grpc_status_code resolve_jti(struct credd *d, struct rpc_call *call, cons
     json_t *claims = NULL;
     if (jwt_verify(d->key->public_key, d->key->kid, token, &claims) == 0) {
         const char *id = json_string_value(json_object_get(claims, "jti"));
-        if (id && is_plain_word(id, 64))
+        /* Not yet valid by more than the allowed skew: names no token. */
+        json_t *nbf = json_object_get(claims, "nbf");
+        bool early = !json_is_integer(nbf) ||
+                     json_integer_value(nbf) > unix_seconds() + (int64_t)d->config->clock_skew_s;
+        if (id && is_plain_word(id, 64) && !early)
             snprintf(jti, jtilen, "%s", id);
         json_decref(claims);
     }
@@ -448,6 +470,63 @@ static grpc_status_code sign_checkpoint(struct rpc_call *call, const ProtobufCMe
     return GRPC_STATUS_OK;
 }
 
+static bool issued_to(const json_t *claims, void *ctx)
+{
+    const char *azp = json_string_value(json_object_get(claims, "azp"));
+    return azp && strcmp(azp, ctx) == 0;
+}
+
+/* A broker (re)starts: the tokens still active that were minted for its
+ * identity belong to its previous run, whose tasks died with it. */
+static grpc_status_code broker_started(struct rpc_call *call, const ProtobufCMessage *request,
+                                       void *ctx)
+{
+    struct credd *d = ctx;
+    const Airlock__V1__BrokerStartedRequest *req = (const void *)request;
+    struct caller who;
+    grpc_status_code rc = identify(d, call, "/airlock.v1.Credentials/BrokerStarted", &who);
+    if (rc != GRPC_STATUS_OK)
+        return rc;
+    if (!who.is_broker) {
+        record_denied(d, "broker.started", &who, "only the broker may announce its start");
+        return rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED,
+                             "only the broker may announce its start; caller is %s", who.id);
+    }
+    int64_t now = unix_seconds();
+    char **jtis = NULL;
+    size_t n = 0;
+    if (token_table_find_active(d->tokens, now, issued_to, who.id, &jtis, &n) != 0)
+        return rpc_call_fail(call, GRPC_STATUS_INTERNAL, "out of memory listing %s's tokens",
+                             who.id);
+    char err[256];
+    uint32_t revoked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (token_table_revoke(d->tokens, jtis[i], now) == TOKEN_ACTIVE) {
+            revoked++;
+            json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s}", "caller", who.id, "token_id",
+                                    jtis[i], "reason", "broker_restart", "before", "active",
+                                    "after", "revoked");
+            if (!rec || audit_append(d->audit, "revoke", rec, false, NULL, err, sizeof err) != 0)
+                log_error("audit: revocation of %s not recorded: %s", jtis[i],
+                          rec ? err : "out of memory");
+        }
+        free(jtis[i]);
+    }
+    free(jtis);
+    log_info("broker %s (pid %u) started: %u tokens of its previous run revoked", who.id,
+             req->pid, revoked);
+    /* Durable before the reply: it also syncs the revoke records above. */
+    json_t *rec = json_pack("{s:s,s:I,s:I}", "caller", who.id, "pid", (json_int_t)req->pid,
+                            "revoked", (json_int_t)revoked);
+    if (!rec || audit_append(d->audit, "broker.started", rec, true, NULL, err, sizeof err) != 0)
+        return audit_call_fail(call, rec ? err : "out of memory",
+                               "the tokens were revoked but the summary is not recorded");
+    Airlock__V1__BrokerStartedResponse resp = AIRLOCK__V1__BROKER_STARTED_RESPONSE__INIT;
+    resp.revoked = revoked;
+    rpc_call_send(call, &resp.base);
+    return GRPC_STATUS_OK;
+}
+
 size_t credd_methods(struct credd *d, struct rpc_method *m, size_t cap)
 {
     const struct rpc_method table[] = {
@@ -458,6 +537,8 @@ size_t credd_methods(struct credd *d, struct rpc_method *m, size_t cap)
         {"/airlock.v1.Credentials/Keys", RPC_UNARY, &airlock__v1__keys_request__descriptor, keys, d},
         {"/airlock.v1.Credentials/SignCheckpoint", RPC_UNARY,
          &airlock__v1__sign_checkpoint_request__descriptor, sign_checkpoint, d},
+        {"/airlock.v1.Credentials/BrokerStarted", RPC_UNARY,
+         &airlock__v1__broker_started_request__descriptor, broker_started, d},
     };
     size_t n = sizeof table / sizeof table[0];
     if (n > cap)

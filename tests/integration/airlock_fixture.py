@@ -248,8 +248,8 @@ class Daemons:
 
     def _spawn(self, name, args):
         state = os.path.join(self.tmp, name + "-state")
-        os.mkdir(state, 0o700)
-        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        os.makedirs(state, 0o700, exist_ok=True)  # kept across restart()
+        log = open(os.path.join(self.tmp, name + ".log"), "ab")
         try:
             return subprocess.Popen([bin_path("airlock-" + name)] + args + ["--state-dir", state],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -275,17 +275,20 @@ class Daemons:
         raise AssertionError(f"airlock-{name} not SERVING within {START_TIMEOUT} s "
                              f"(last: {last})\n{self.logs()}")
 
-    def start(self):
+    def _args(self, name):
+        if name == "credd":
+            return ["--socket", self.credd_sock] + self.credd_args
+        return ["--socket", self.broker_sock, "--credd", self.credd_addr] + self.broker_args
+
+    def start(self, with_broker=True):
         for b in ("airlock-credd", "airlock-broker", "airlock-worker", "airlock"):
             if not os.access(bin_path(b), os.X_OK):
                 raise AssertionError(f"{bin_path(b)} is missing: build first "
                                      f"(AIRLOCK_BIN_DIR={BIN_DIR!r})")
         try:
-            self.credd = self._spawn("credd", ["--socket", self.credd_sock] + self.credd_args)
-            self._wait_healthy("credd", self.credd, self.credd_addr)
-            self.broker = self._spawn("broker", ["--socket", self.broker_sock,
-                                                 "--credd", self.credd_addr] + self.broker_args)
-            self._wait_healthy("broker", self.broker, self.broker_addr)
+            self.restart("credd")
+            if with_broker:
+                self.restart("broker")
         except BaseException:
             self._kill_all()
             raise
@@ -307,6 +310,17 @@ class Daemons:
         if rc != 0:
             return f"airlock-{name} exited with {rc} after SIGTERM"
         return None
+
+    def kill9(self, name):
+        """SIGKILL one daemon (nothing of its own clean-up runs) and reap it."""
+        proc = getattr(self, name)
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+
+    def restart(self, name):
+        """(Re)starts one daemon on the same socket and state directory."""
+        setattr(self, name, self._spawn(name, self._args(name)))
+        self._wait_healthy(name, getattr(self, name), getattr(self, name + "_addr"))
 
     def broker_audit(self, kind):
         """The broker's audit records of this kind, in order."""
