@@ -36,6 +36,7 @@
 #include "airlock/v1/credentials.pb-c.h"
 #include "admission.h"
 #include "audit_rpc.h"
+#include "credd_link.h"
 #include "frame.h"
 #include "inflight.h"
 #include "pool.h"
@@ -159,6 +160,11 @@ static grpc_status_code effective_limits(struct rpc_call *call, const struct pol
 static grpc_status_code mint(struct task *t, const struct policy_decision *d, uint32_t timeout_ms)
 {
     const struct broker_config *cfg = t->broker->config;
+    char why[256];
+    if (!credd_link_ready(t->broker->credd_link, why, sizeof why))
+        return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
+                             "credd not reachable: the broker's start is not announced yet "
+                             "(%s); nothing was run", why);
     Airlock__V1__MintRequest mr = AIRLOCK__V1__MINT_REQUEST__INIT;
     mr.subject = t->subject;
     mr.audience = (char **)d->audience;

@@ -35,6 +35,7 @@ struct broker_config {
 };
 
 struct audit_log;
+struct credd_link;
 struct pool;
 struct admission;
 
@@ -43,6 +44,7 @@ struct broker {
     const struct policy *policy;
     struct inflight *inflight;   /* tasks per identity, for policy's max_concurrent */
     struct rpc_channel *credd;
+    struct credd_link *credd_link; /* minting waits for its announce */
     struct pool *pool;           /* workers, warm or cold */
     struct admission *admission; /* task slots and the queue for them */
     struct audit_log *audit;     /* the broker's chain */

@@ -1,7 +1,8 @@
 /*
  * main.c - airlock-broker: settings (defaults < config file < flags), the
  * policy, listeners (Unix socket with peer credentials, TCP with mutual TLS),
- * the credd channel and the server's lifetime. The broker is multi-threaded:
+ * the credd channel and its start announce, the clean-up of what a dead
+ * broker left, and the server's lifetime. The broker is multi-threaded:
  * it never forks, it posix_spawns workers (see execute.c).
  */
 #include <errno.h>
@@ -17,10 +18,12 @@
 #include "audit_link.h"
 #include "audit_rpc.h"
 #include "config.h"
+#include "credd_link.h"
 #include "daemon.h"
 #include "execute.h"
 #include "admission.h"
 #include "inflight.h"
+#include "leftovers.h"
 #include "pool.h"
 #include "policy.h"
 #include "sandbox.h"
@@ -293,6 +296,12 @@ int main(int argc, char **argv)
         log_warn("%s", cg_desc);
     else
         log_info("%s", cg_desc);
+    /* Before our first worker: what workers of a dead broker left. */
+    int stale = broker_remove_dead_cgroups(cfg->cgroup_mode, err, sizeof err);
+    if (stale < 0)
+        log_warn("cannot clean up dead workers' cgroups: %s", err);
+    else if (stale > 0)
+        log_info("removed %d empty task cgroups of dead workers", stale);
     if (daemon_block_signals() != 0) {
         log_error("cannot set up signals");
         goto out;
@@ -326,6 +335,10 @@ int main(int argc, char **argv)
         goto out;
     }
     broker.credd = credd_channel(&s, err, sizeof err);
+    /* credd revokes what an earlier run of ours left active before we mint;
+     * if it is not reachable yet, Execute fails UNAVAILABLE until it is. */
+    if (broker.credd)
+        broker.credd_link = credd_link_start(broker.credd);
     struct audit_service audit_service = {.log = broker.audit,
                                           .may_read = broker_may_read_audit,
                                           .jwks = broker_credd_jwks,
@@ -339,6 +352,8 @@ int main(int argc, char **argv)
     struct audit_checkpointer *checkpointer = NULL;
     if (!broker.credd)
         log_error("credd: %s", err);
+    else if (!broker.credd_link)
+        log_error("cannot start the credd announce: out of resources");
     else if (!(checkpointer = audit_checkpointer_start(
                    broker.audit, (unsigned)s.audit.checkpoint_interval_s, broker_sign_checkpoint,
                    &broker, err, sizeof err)))
@@ -367,6 +382,7 @@ int main(int argc, char **argv)
     /* A final checkpoint, if credd still answers, covers this run. */
     audit_close(broker.audit, broker.credd ? broker_sign_checkpoint : NULL, &broker);
     broker.audit = NULL;
+    credd_link_stop(broker.credd_link);
     rpc_channel_free(broker.credd);
     inflight_free(broker.inflight);
     grpc_shutdown();
