@@ -75,21 +75,24 @@ static int replay_mint(struct replay *r, const json_t *rec)
         return -1;
     if (m.exp < r->now - r->grace_s) /* the sweeper would have dropped it */
         return 0;
-    if (strings(rec, "scopes", (const char ***)&m.scopes, &m.n_scopes) != 0)
-        return -1;
-    if (strings(rec, "audience", (const char ***)&m.audience, &m.n_audience) != 0) {
-        free((void *)m.scopes);
+    const char **scopes = NULL, **audience = NULL;
+    if (strings(rec, "scopes", &scopes, &m.n_scopes) != 0 ||
+        strings(rec, "audience", &audience, &m.n_audience) != 0) {
+        free(scopes);
         return -1;
     }
+    m.scopes = scopes;
+    m.audience = audience;
     /* Claims only for a token still active: the others answer a status only. */
-    json_t *claims = m.exp > r->now ? credd_claims(r->d->issuer, &m) : NULL;
-    int rc = (m.exp > r->now && !claims) ? -1 : token_table_insert(r->d->tokens, m.jti, m.exp, claims);
+    bool active = m.exp > r->now;
+    json_t *claims = active ? credd_claims(r->d->issuer, &m) : NULL;
+    int rc = active && !claims ? -1 : token_table_insert(r->d->tokens, m.jti, m.exp, claims);
     json_decref(claims);
-    free((void *)m.scopes);
-    free((void *)m.audience);
+    free(scopes);
+    free(audience);
     if (rc == 0) {
         r->stats->tokens++;
-        r->stats->active += m.exp > r->now;
+        r->stats->active += active;
     }
     return rc;
 }
@@ -120,8 +123,8 @@ static int on_record(void *ctx, const char *line, size_t len, const json_t *rec)
     int rc = strcmp(kind, "mint") == 0 ? replay_mint(r, rec) : replay_revoke(r, rec);
     if (rc != 0) {
         json_t *seq = json_object_get(rec, "seq");
-        err_set(r->err, r->errlen, "%s: %s record seq %lld cannot be replayed (malformed, or a "
-                "duplicate token_id): run `airlock audit verify`", audit_path(r->d->audit), kind,
+        err_set(r->err, r->errlen, "%s: %s record seq %lld cannot be replayed (malformed, a "
+                "duplicate token_id, or out of memory): run `airlock audit verify`", audit_path(r->d->audit), kind,
                 (long long)json_integer_value(seq));
         return 1;
     }

@@ -869,9 +869,14 @@ struct rpc_channel {
 
 /* Reconnect quickly once a server is back: gRPC's default backoff grows to
  * 120 s, so a daemon restarted after a crash would stay unreachable for up
- * to two minutes. 100 ms first, then growing (x1.6, jittered) to at most 2 s. */
+ * to two minutes. 100 ms first, then growing (x1.6, jittered) to at most 2 s.
+ * GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is really gRPC's minimum *connect
+ * timeout*: kept at its default 20 s, or a busy server that is slow to send
+ * its HTTP/2 SETTINGS would fail every attempt. (A server that is down
+ * refuses at once, so this does not slow recovery.) */
 #define RECONNECT_INITIAL_MS 100
 #define RECONNECT_MAX_MS 2000
+#define CONNECT_TIMEOUT_MS 20000
 
 static grpc_channel *channel_create(const char *target, grpc_channel_credentials *creds)
 {
@@ -879,7 +884,7 @@ static grpc_channel *channel_create(const char *target, grpc_channel_credentials
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
          .value.integer = RECONNECT_INITIAL_MS},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-         .value.integer = RECONNECT_INITIAL_MS},
+         .value.integer = CONNECT_TIMEOUT_MS},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
          .value.integer = RECONNECT_MAX_MS},
     };
