@@ -42,17 +42,10 @@
 #include "policy.h"
 #include "sandbox.h"
 #include "util.h"
+#include "validate.h"
 
-#define MAX_CODE_BYTES (1u << 20)
-#define MAX_STDIN_BYTES (1u << 20)
-#define MAX_LIST_ITEMS 16
-#define MAX_WORD_LEN 256
 #define CREDD_TIMEOUT_MS 5000
 #define WORKER_GRACE_MS 10000 /* beyond the task timeout, before the worker is killed */
-/* Below these no runtime starts; a request asking less is refused. */
-#define MIN_MEMORY_BYTES (16u << 20)
-#define MIN_DISK_BYTES (64u << 10)
-#define MIN_OPEN_FILES 16u
 
 /* One task in flight. */
 struct task {
@@ -71,34 +64,18 @@ struct task {
 
 
 
-static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req)
+/* The request's own checks (validate.h), before policy sees it. */
+static grpc_status_code validate(struct broker *b, struct rpc_call *call,
+                                 const Airlock__V1__ExecuteRequest *req)
 {
-    if (!sandbox_runtime_known(req->runtime))
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "unknown runtime '%.64s' (known: python3, sh)", req->runtime);
-    if (req->code.len > MAX_CODE_BYTES)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "code is %zu bytes; the limit is %u",
-                             req->code.len, MAX_CODE_BYTES);
-    if (req->stdin.len > MAX_STDIN_BYTES)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "stdin is %zu bytes; the limit is %u",
-                             req->stdin.len, MAX_STDIN_BYTES);
-    if (req->n_scopes > MAX_LIST_ITEMS || req->n_audience > MAX_LIST_ITEMS)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "at most %d scopes and %d audiences",
-                             MAX_LIST_ITEMS, MAX_LIST_ITEMS);
-    for (size_t i = 0; i < req->n_scopes; i++)
-        if (!is_plain_word(req->scopes[i], MAX_WORD_LEN))
-            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                                 "scope %zu must be 1-%d printable characters without spaces", i,
-                                 MAX_WORD_LEN);
-    for (size_t i = 0; i < req->n_audience; i++)
-        if (!is_plain_word(req->audience[i], MAX_WORD_LEN))
-            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                                 "audience %zu must be 1-%d printable characters without spaces", i,
-                                 MAX_WORD_LEN);
-    if (req->client_request_id[0] && !is_plain_word(req->client_request_id, 128))
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "client_request_id must be 1-128 printable characters without spaces");
-    return GRPC_STATUS_OK;
+    const struct request_caps caps = {.max_code_bytes = b->config->max_code_bytes,
+                                      .max_stdin_bytes = b->config->max_stdin_bytes,
+                                      .host_ram_bytes = validate_host_ram_bytes()};
+    char msg[RPC_STATUS_MESSAGE_MAX];
+    if (validate_execute_request(req, &caps, msg, sizeof msg) == 0)
+        return GRPC_STATUS_OK;
+    log_warn("invalid Execute request: %s", msg);
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
 }
 
 /* The request as policy sees it. */
@@ -655,7 +632,7 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
     if (rc != GRPC_STATUS_OK)
         return rc;
     struct policy_request preq;
-    if ((rc = validate(call, req)) != GRPC_STATUS_OK ||
+    if ((rc = validate(b, call, req)) != GRPC_STATUS_OK ||
         (rc = policy_request_of(call, req, &preq)) != GRPC_STATUS_OK)
         return rc;
     struct policy_decision d;

@@ -28,6 +28,8 @@ struct broker_config {
     uint32_t cpu_ms;
     uint64_t disk_bytes;
     uint32_t open_files;
+    uint64_t max_code_bytes;  /* an Execute request's code, at most (validate.h) */
+    uint64_t max_stdin_bytes; /* and its stdin */
     uint32_t cgroup_mode;    /* enum sandbox_cgroup_mode in use (V1, V2 or NONE) */
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
     uint32_t max_tasks;     /* task slots (admission) */

@@ -26,6 +26,7 @@
 #include "sandbox.h"
 #include "tls.h"
 #include "util.h"
+#include "validate.h"
 
 static const char usage[] =
     "usage: airlock-broker [--config FILE] [options]\n"
@@ -61,6 +62,9 @@ static const char usage[] =
     "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
     "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
     "  --open-files N         open files per process (default 256)\n"
+    "An Execute request (together under 4 MiB - 64 KiB, gRPC's message limit):\n"
+    "  --max-code-bytes N     its code, at most (max_code_bytes; default 1048576)\n"
+    "  --max-stdin-bytes N    its stdin, at most (max_stdin_bytes; default 1048576)\n"
     "The audit trail (audit.*):\n"
     "  --audit-path FILE      the chain (default STATE_DIR/audit.jsonl)\n"
     "  --audit-stream FILE    mirror records as JSON Lines to FILE, - for stdout\n"
@@ -76,6 +80,8 @@ enum {
     OPT_CONFIG = 256,
     OPT_CHECK_CONFIG,
     OPT_AUDIT_KEEP_CODE,
+    OPT_MAX_CODE_BYTES,
+    OPT_MAX_STDIN_BYTES,
 };
 
 static const struct option opts[] = {
@@ -103,6 +109,8 @@ static const struct option opts[] = {
     {"disk-mb", required_argument, NULL, 'D'},
     {"open-files", required_argument, NULL, 'F'},
     {"cgroup", required_argument, NULL, 'G'},
+    {"max-code-bytes", required_argument, NULL, OPT_MAX_CODE_BYTES},
+    {"max-stdin-bytes", required_argument, NULL, OPT_MAX_STDIN_BYTES},
     AUDIT_LONG_OPTIONS,
     {"audit-keep-code", no_argument, NULL, OPT_AUDIT_KEEP_CODE},
     {"help", no_argument, NULL, 'h'},
@@ -147,6 +155,12 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
     case 'F': bad = parse_u64_range(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
     case 'G': bad = broker_parse_cgroup_mode(arg, &s->cgroup_mode); break;
     case OPT_AUDIT_KEEP_CODE: s->audit_keep_code = true; break;
+    case OPT_MAX_CODE_BYTES:
+        bad = parse_u64_range(arg, 1, VALIDATE_MAX_PAYLOAD_BYTES, &c->max_code_bytes);
+        break;
+    case OPT_MAX_STDIN_BYTES:
+        bad = parse_u64_range(arg, 0, VALIDATE_MAX_PAYLOAD_BYTES, &c->max_stdin_bytes);
+        break;
     default: break;
     }
     if (bad) {

@@ -46,7 +46,7 @@ class Robustness(DaemonTestCase):
         req = broker_pb2.ExecuteRequest(runtime="sh", code=b"#" * ((1 << 20) + 1))
         code, details, events = raw_execute(self.broker, req.SerializeToString())
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("limit", details)
+        self.assertIn("code: 1048577 bytes exceeds max_code_bytes 1048576", details)
         self.assertEqual(events, [])
 
     def test_timeout_over_the_grant_is_permission_denied(self):
