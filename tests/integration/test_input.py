@@ -7,13 +7,14 @@ never active. The daemons answer, and hold no more descriptors, afterwards."""
 import base64
 import json
 import os
+import subprocess
 import unittest
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from airlock.v1 import audit_pb2, broker_pb2, credentials_pb2
-from airlock_fixture import (DaemonTestCase, EXECUTE, INTROSPECT, KEYS, MINT, REVOKE,
+from airlock_fixture import (DaemonTestCase, EXECUTE, INTROSPECT, KEYS, MINT, REVOKE, bin_path,
                              health, introspect, my_spiffe_id)
 
 MiB = 1 << 20
@@ -136,6 +137,20 @@ class BadInput(DaemonTestCase):
         self.assertEqual(len(self.d.broker_audit("execute.start")), starts, "a task started")
         self.assertEqual(len(self.credd_audit("mint")), mints, "a token was minted")
         self.assertStillServing()
+
+    def test_caps_that_cannot_be_met_are_refused_at_start(self):
+        base = [bin_path("airlock-broker"), "--socket", os.path.join(self.d.tmp, "x.sock"),
+                "--credd", "unix:" + os.path.join(self.d.tmp, "y.sock"),
+                "--state-dir", os.path.join(self.d.tmp, "x-state"), "--check-config"]
+        for flags, status, needle in [
+                (["--max-code-bytes", "0"], 64, "bad value for --max-code-bytes: 0"),
+                (["--max-stdin-bytes", "4128769"], 64, "bad value for --max-stdin-bytes"),
+                (["--max-code-bytes", "4000000", "--max-stdin-bytes", "200000"], 78,
+                 "max_code_bytes 4000000 + max_stdin_bytes 200000 exceed 4128768"),
+                (["--max-code-bytes", "4000000", "--max-stdin-bytes", "0"], 0, "valid")]:
+            r = subprocess.run(base + flags, capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, status, r.stderr.decode())
+            self.assertIn(needle, (r.stdout + r.stderr).decode())
 
     def test_at_the_caps_runs_and_above_the_grant_is_policy(self):
         code = b"cat; true " + b"#" * (MAX_CODE - 10)
