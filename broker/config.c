@@ -26,6 +26,7 @@ void broker_settings_init(struct broker_settings *s)
         .disk_bytes = 32u << 20,
         .open_files = 256,
         .token_skew_s = 30,
+        .shutdown_grace_ms = 10000,
     };
     s->max_tasks = 32;
     s->queue_len = 64;
@@ -221,7 +222,7 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
     static const char *const known[] = {
         "trust_domain", "listen",    "tls",          "credd",  "state_dir",       "worker",
         "max_tasks",    "cgroup",    "token_skew_s", "limits", "unix_identities", "policy",
-        "audit",        "queue",     "pool",         NULL};
+        "audit",        "queue",     "pool",         "shutdown_grace_ms", NULL};
     static const char *const audit_extra[] = {"keep_code", NULL};
     if (yconf_load_file(path, 0, &s->conf, err, errlen) < 0)
         return -1;
@@ -238,6 +239,8 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
         opt_u32(&root, "queue", 0, BROKER_QUEUE_MAX, &s->queue_len, err, errlen) < 0 ||
         load_pool(s, &root, err, errlen) < 0 ||
         opt_u32(&root, "token_skew_s", 0, 3600, &s->cfg.token_skew_s, err, errlen) < 0 ||
+        opt_u32(&root, "shutdown_grace_ms", 0, 3600000, &s->cfg.shutdown_grace_ms, err,
+                errlen) < 0 ||
         load_limits(s, &root, err, errlen) < 0)
         return -1;
     yconf_child(&root, "audit", &n);
