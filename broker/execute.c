@@ -50,6 +50,9 @@
 #define MAX_WORD_LEN 256
 #define CREDD_TIMEOUT_MS 5000
 #define WORKER_GRACE_MS 10000 /* beyond the task timeout, before the worker is killed */
+/* Audit space a task's records take at most, in the usual case (execute.start
+ * and execute are ~2 KiB each): reserved before its token is minted. */
+#define TASK_AUDIT_BYTES (16u << 10)
 #define WORKER_EXIT_WAIT_MS 1000 /* a worker whose stream ended: time to exit and say how */
 /* Below these no runtime starts; a request asking less is refused. */
 #define MIN_MEMORY_BYTES (16u << 20)
@@ -639,6 +642,22 @@ static grpc_status_code take_slot(struct task *t)
     return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "broker shutting down; nothing was run");
 }
 
+/* Before a token is minted: room in the chain for the records of the tasks
+ * running now, this one's included, so that a full disk refuses the task
+ * here and not once it has a token (or has run). */
+static grpc_status_code reserve_audit(struct task *t, const Airlock__V1__ExecuteRequest *req)
+{
+    uint32_t running = 0;
+    admission_counts(t->broker->admission, &running, NULL);
+    size_t bytes = (size_t)(running ? running : 1) * TASK_AUDIT_BYTES;
+    if (t->broker->audit_keep_code)
+        bytes += req->code.len / 3 * 4 + 4; /* base64 in execute.start */
+    char err[512];
+    if (audit_reserve(t->broker->audit, bytes, err, sizeof err) == 0)
+        return GRPC_STATUS_OK;
+    return audit_call_fail(t->call, err, "nothing was run");
+}
+
 /* Runs an allowed request within its identity's concurrency cap and the
  * broker's task slots. */
 static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__ExecuteRequest *req,
@@ -663,6 +682,11 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
         return rc;
     }
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
+    if ((rc = reserve_audit(t, req)) != GRPC_STATUS_OK) {
+        admission_leave(t->broker->admission);
+        inflight_release(t->broker->inflight, t->subject);
+        return rc;
+    }
     t->at_mint = monotonic_us();
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
         char err[256];

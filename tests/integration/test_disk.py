@@ -1,0 +1,189 @@
+"""test_disk - a full disk under the real daemons. The broker's (or credd's)
+state directory is a small tmpfs of its own (tests run as root); a file
+fills it while the daemons run. Execute must then fail closed (UNAVAILABLE
+naming the audit trail, nothing run, no token left active) and, once the
+file is gone, the very same daemons must serve again with an intact chain.
+"""
+import errno
+import os
+import subprocess
+import time
+import unittest
+
+import grpc
+
+from airlock.v1 import broker_pb2
+from airlock_fixture import Daemons, execute, introspect, split_events
+
+TMPFS_SIZE = "8m"
+
+
+class TmpfsDaemons(Daemons):
+    """Daemons whose `which` state directory is a tmpfs of TMPFS_SIZE."""
+
+    def __init__(self, which):
+        super().__init__()
+        self.which = which
+        self.mounted = None
+
+    def _spawn(self, name, args):
+        if name != self.which:
+            return super()._spawn(name, args)
+        state = os.path.join(self.tmp, name + "-state")
+        os.mkdir(state, 0o700)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs",
+                        state], check=True, capture_output=True)
+        self.mounted = state
+        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        try:
+            return subprocess.Popen([self._bin(name)] + args + ["--state-dir", state],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
+        finally:
+            log.close()
+
+    @staticmethod
+    def _bin(name):
+        from airlock_fixture import bin_path
+        return bin_path("airlock-" + name)
+
+    def unmount(self):
+        if self.mounted:
+            subprocess.run(["umount", "-l", self.mounted], capture_output=True)
+            self.mounted = None
+
+
+def fill(directory):
+    """Writes directory/filler until the file system is full; returns its path."""
+    path = os.path.join(directory, "filler")
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+        # the last page's worth too, in smaller bites
+        try:
+            while True:
+                f.write(b"\0" * 512)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+    st = os.statvfs(directory)
+    assert st.f_bavail == 0, f"{directory} not full: {st.f_bavail} blocks free"
+    return path
+
+
+def mints(d):
+    import json
+    with open(os.path.join(d.tmp, "credd-state", "audit.jsonl"), "rb") as f:
+        return [r for r in map(json.loads, f) if r.get("kind") == "mint"]
+
+
+class DiskFull(unittest.TestCase):
+
+    def start(self, which):
+        d = TmpfsDaemons(which)
+        self.addCleanup(d.unmount)  # runs after d.stop (cleanups run last-in first-out)
+        d.start()
+        self.addCleanup(d.stop)
+        return d
+
+    def execute(self, d, code=b"echo hello", timeout=30):
+        with grpc.insecure_channel(d.broker_addr) as ch:
+            return execute(ch, broker_pb2.ExecuteRequest(runtime="sh", code=code), timeout=timeout)
+
+    def assert_runs(self, d):
+        events, status, details = self.execute(d)
+        self.assertEqual(status, grpc.StatusCode.OK, f"{details}\n{d.logs()}")
+        _, out, _, finished = split_events(events)
+        self.assertEqual(finished.reason, broker_pb2.Finished.OK)
+        self.assertEqual(out, b"hello\n")
+
+    def assert_chain_verifies(self, d, which):
+        r = d.cli("audit", "verify", "--of", which)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+
+    def refused_while_full(self, d, daemon_msg, attempts=20):
+        """Executes until one is refused (the last records written while
+        full may still fit in space already allocated), checking that every
+        attempt either ran completely or was refused with nothing run and no
+        token minted; then twice more, refused each time."""
+        refusals = 0
+        for _ in range(attempts):
+            before = len(mints(d))
+            events, status, details = self.execute(d, code=b"echo hello")
+            if status == grpc.StatusCode.OK:
+                self.assertEqual(refusals, 0, "ran after a refusal while still full")
+                _, out, _, finished = split_events(events)
+                self.assertEqual((finished.reason, out), (broker_pb2.Finished.OK, b"hello\n"))
+                continue
+            self.assertEqual(status, grpc.StatusCode.UNAVAILABLE, details)
+            for part in daemon_msg + ["audit trail unavailable", "No space left on device",
+                                      "nothing was run"]:
+                self.assertIn(part, details)
+            self.assertEqual(events, [], "something was sent: the task started")
+            self.assertEqual(len(mints(d)), before, "a token was minted for a refused task")
+            refusals += 1
+            if refusals == 3:
+                return
+        self.fail(f"only {refusals} of {attempts} calls were refused on a full disk")
+
+    def test_broker_state_dir_full_fails_closed_then_recovers(self):
+        d = self.start("broker")
+        self.assert_runs(d)
+        filler = fill(d.mounted)
+        self.refused_while_full(d, [])
+        os.unlink(filler)
+        self.assert_runs(d)  # same process, no restart
+        self.assertIsNone(d.broker.poll())
+        self.assert_chain_verifies(d, "broker")
+
+    def test_disk_filling_under_a_running_task_spares_it(self):
+        """Its records' space was reserved before its token was minted: it
+        finishes, recorded; the next task is refused."""
+        d = self.start("broker")
+        credd = d.channel("credd")
+        with grpc.insecure_channel(d.broker_addr) as ch:
+            events = []
+            status, details = grpc.StatusCode.OK, ""
+            call = ch.unary_stream(
+                "/airlock.v1.Broker/Execute",
+                request_serializer=broker_pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=broker_pb2.ExecuteEvent.FromString)(
+                    broker_pb2.ExecuteRequest(runtime="sh", code=b"sleep 1.5; echo out"),
+                    timeout=30)
+            try:
+                for ev in call:
+                    events.append(ev)
+                    if len(events) == 1:
+                        filler = fill(d.mounted)
+            except grpc.RpcError as e:
+                status, details = e.code(), e.details()
+        self.assertEqual(status, grpc.StatusCode.OK, details)
+        started, out, _, finished = split_events(events)
+        self.assertEqual((finished.reason, out), (broker_pb2.Finished.OK, b"out\n"))
+        self.assertTrue(finished.token_revoked)
+        self.assertFalse(introspect(credd, token_id=started.token_id).active)
+        self.assertEqual([r["reason"] for r in d.broker_audit("execute")
+                          if r["task_id"] == started.task_id], ["OK"])
+        self.refused_while_full(d, [])
+        os.unlink(filler)
+        self.assert_runs(d)
+        self.assert_chain_verifies(d, "broker")
+
+    def test_credd_state_dir_full_refuses_mint_then_recovers(self):
+        d = self.start("credd")
+        self.assert_runs(d)
+        filler = fill(d.mounted)
+        self.refused_while_full(d, ["credential daemon unavailable"])
+        os.unlink(filler)
+        self.assert_runs(d)
+        self.assertIsNone(d.credd.poll())
+        self.assert_chain_verifies(d, "credd")
+
+
+if __name__ == "__main__":
+    unittest.main()
