@@ -13,44 +13,62 @@ import unittest
 import grpc
 
 from airlock.v1 import broker_pb2
-from airlock_fixture import Daemons, execute, introspect, split_events
+from airlock_fixture import Daemons, bin_path, execute, introspect, split_events
 
 TMPFS_SIZE = "8m"
 
 
 class TmpfsDaemons(Daemons):
-    """Daemons whose `which` state directory is a tmpfs of TMPFS_SIZE."""
+    """Daemons whose `which` state directory is a file system of its own: a
+    tmpfs of TMPFS_SIZE, or (fs="ext4") a 32 MiB ext4 image on a loop device
+    mounted errors=remount-ro."""
 
-    def __init__(self, which):
+    def __init__(self, which, fs="tmpfs"):
         super().__init__()
         self.which = which
+        self.fs = fs
         self.mounted = None
+
+    def _mount(self, state):
+        if self.fs == "tmpfs":
+            cmd = ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", state]
+        else:
+            image = os.path.join(self.tmp, "state.img")
+            with open(image, "wb") as f:
+                f.truncate(32 << 20)
+            subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True, capture_output=True)
+            cmd = ["mount", "-o", "loop,errors=remount-ro", image, state]
+        subprocess.run(cmd, check=True, capture_output=True)
+        os.chmod(state, 0o700)
+        self.mounted = state
 
     def _spawn(self, name, args):
         if name != self.which:
             return super()._spawn(name, args)
         state = os.path.join(self.tmp, name + "-state")
         os.mkdir(state, 0o700)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs",
-                        state], check=True, capture_output=True)
-        self.mounted = state
+        self._mount(state)
         log = open(os.path.join(self.tmp, name + ".log"), "wb")
         try:
-            return subprocess.Popen([self._bin(name)] + args + ["--state-dir", state],
+            return subprocess.Popen([bin_path("airlock-" + name)] + args + ["--state-dir", state],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
         finally:
             log.close()
 
-    @staticmethod
-    def _bin(name):
-        from airlock_fixture import bin_path
-        return bin_path("airlock-" + name)
-
     def unmount(self):
         if self.mounted:
-            subprocess.run(["umount", "-l", self.mounted], capture_output=True)
+            subprocess.run(["umount", self.mounted], capture_output=True)
             self.mounted = None
+
+    def fs_error(self):
+        """ext4 only: the kernel records a file system error and, as
+        errors=remount-ro says, remounts it read-only under the daemon."""
+        dev = os.path.basename(subprocess.run(
+            ["findmnt", "-n", "-o", "SOURCE", self.mounted], check=True, capture_output=True,
+            text=True).stdout.strip())
+        with open(f"/sys/fs/ext4/{dev}/trigger_fs_error", "w") as f:
+            f.write("airlock test_disk\n")
 
 
 def fill(directory):
@@ -183,6 +201,28 @@ class DiskFull(unittest.TestCase):
         self.assert_runs(d)
         self.assertIsNone(d.credd.poll())
         self.assert_chain_verifies(d, "credd")
+
+    def test_state_dir_read_only_fails_closed(self):
+        """A file system the kernel turned read-only under a running broker
+        (ext4 errors=remount-ro). A plain `mount -o remount,ro` is refused
+        while the chain is open for writing (EBUSY), and the kernel does not
+        let this one go back to rw without fsck: no recovery to test here."""
+        d = TmpfsDaemons("broker", fs="ext4")
+        self.addCleanup(d.unmount)
+        d.start()
+        self.addCleanup(d.stop)
+        self.assert_runs(d)
+        before = len(mints(d))
+        d.fs_error()
+        for _ in range(2):
+            events, status, details = self.execute(d)
+            self.assertEqual(status, grpc.StatusCode.UNAVAILABLE, details)
+            self.assertIn("audit trail unavailable", details)
+            self.assertIn("Read-only file system", details)
+            self.assertIn(d.mounted, details)  # names the chain file
+            self.assertIn("nothing was run", details)
+            self.assertEqual(events, [])
+        self.assertEqual(len(mints(d)), before, "a token was minted on a read-only state dir")
 
 
 if __name__ == "__main__":
