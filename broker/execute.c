@@ -15,7 +15,13 @@
  * decision ("policy"), "execute.start" durably before the worker starts and
  * "execute" (the whole story: who, what, which token, what came out)
  * durably before Finished goes out. If either cannot be written the task
- * does not run, or its result is withheld: UNAVAILABLE.
+ * does not run, or its result is withheld: UNAVAILABLE. Room for them is
+ * reserved in the chain file before the token is minted, so a full disk
+ * refuses a task before it has a token.
+ *
+ * Shutdown (broker_drain): queued callers are refused; running tasks run on
+ * until the grace is over, then relay() ends them like a dead worker, with
+ * Finished KILLED and the token revoked.
  */
 #include "execute.h"
 

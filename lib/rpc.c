@@ -233,9 +233,6 @@ struct rpc_server {
     int drain_grace_ms;
     rpc_drain_fn drain_fn;
     void *drain_ctx;
-    bool draining;                  /* gRPC told to shut down (shutdown_tag) */
-    bool shutdown_notified;         /* shutdown_tag came back: no call is left */
-    int shutdown_tag;               /* its address is the tag */
 };
 
 static int post_request(struct rpc_server *s, const struct rpc_method *m, void *registered);
@@ -821,35 +818,24 @@ static void stop_listening(struct rpc_server *s)
     }
 }
 
-/* Tells gRPC to admit no new call (its connections get GOAWAY; a call that
- * starts anyway is refused UNAVAILABLE). Once, before any cancelling. */
-static void begin_grpc_shutdown(struct rpc_server *s)
-{
-    if (s->draining)
-        return;
-    s->draining = true;
-    grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
-}
-
-/* One event of the new-call queue while shutting down: a request that never
- * got a call, a call that slipped in (refused), or gRPC's "no call left". */
-static void shutdown_event(struct rpc_server *s, grpc_event ev)
+/* While draining: a new call is refused UNAVAILABLE (a client may retry it
+ * elsewhere), and its method re-armed so the next one is refused too. */
+static void refuse_new_call(struct rpc_server *s, grpc_event ev)
 {
     if (ev.type != GRPC_OP_COMPLETE)
         return;
-    if (ev.tag == &s->shutdown_tag) {
-        s->shutdown_notified = true;
-        return;
-    }
     struct pending *p = ev.tag;
-    if (ev.success)
+    if (ev.success) {
+        if (post_request(s, p->method, p->registered) != 0)
+            fprintf(stderr, "rpc: cannot re-arm %s\n", p->method ? p->method->path : "generic");
         reject_call(p, GRPC_STATUS_UNAVAILABLE, "server shutting down");
+    }
     pending_free(p);
 }
 
-/* Serves the new-call queue until no handler runs, until_ms (monotonic)
- * passes, or rpc_server_stop is called once more (when hurry). true when
- * every handler has returned. */
+/* Serves the new-call queue (refusing) until no handler runs, until_ms
+ * (monotonic) passes, or rpc_server_stop is called once more (when hurry).
+ * true when every handler has returned. */
 static bool wait_calls(struct rpc_server *s, int64_t until_ms, bool hurry)
 {
     for (;;) {
@@ -861,23 +847,22 @@ static bool wait_calls(struct rpc_server *s, int64_t until_ms, bool hurry)
         int64_t left = until_ms - monotonic_ms();
         if (left <= 0 || (hurry && s->stop > 1))
             return false;
-        if (s->shutdown_notified) { /* nothing more will come on the queue */
-            usleep(20 * 1000);
-            continue;
-        }
-        shutdown_event(s, grpc_completion_queue_next(s->cq, deadline_after_ms(left < 100 ? (int)left : 100), NULL));
+        refuse_new_call(s, grpc_completion_queue_next(s->cq, deadline_after_ms(left < 100 ? (int)left : 100), NULL));
         reap_exited(s);
     }
 }
 
-/* The graceful part of a stop: no new calls, the running ones get the grace
- * to finish, then drain_fn is told to end them and they get a while more. */
+/* The graceful part of a stop: no new connections, new calls refused, the
+ * running ones get the grace to finish, then drain_fn is told to end them
+ * and they get a while more. gRPC itself is shut down after, by
+ * server_shutdown: shut down now, it would cancel calls that come on open
+ * connections (CANCELLED, which clients do not retry) instead of refusing
+ * them. */
 static void server_drain(struct rpc_server *s)
 {
     if (!s->started || s->shut_down)
         return;
     stop_listening(s);
-    begin_grpc_shutdown(s);
     if (s->drain_fn)
         s->drain_fn(s->drain_ctx, RPC_DRAIN_START);
     if (wait_calls(s, monotonic_ms() + s->drain_grace_ms, true) || !s->drain_fn)
@@ -894,13 +879,14 @@ static void server_shutdown(struct rpc_server *s)
         return;
     s->shut_down = true;
     stop_listening(s);
-    begin_grpc_shutdown(s);
+    int shutdown_tag;
+    grpc_server_shutdown_and_notify(s->server, s->cq, &shutdown_tag);
     grpc_server_cancel_all_calls(s->server);
-    while (!s->shutdown_notified) {
+    for (;;) {
         grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (ev.type != GRPC_OP_COMPLETE)
+        if (ev.type != GRPC_OP_COMPLETE || ev.tag == &shutdown_tag)
             break;
-        shutdown_event(s, ev);
+        pending_free(ev.tag); /* requests that never got a call */
     }
     pthread_mutex_lock(&s->lock);
     s->stopping = true;

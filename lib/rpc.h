@@ -113,8 +113,9 @@ enum rpc_drain_phase {
 typedef void (*rpc_drain_fn)(void *ctx, enum rpc_drain_phase phase);
 
 /* How rpc_server_run stops: first it stops admitting calls (the Unix
- * listeners close and their socket files go, gRPC refuses new calls on open
- * connections with UNAVAILABLE) and calls fn(RPC_DRAIN_START); the calls in
+ * listeners close and their socket files go; a call that comes anyway, on an
+ * open connection or through a TLS port, is refused UNAVAILABLE "server
+ * shutting down") and calls fn(RPC_DRAIN_START); the calls in
  * flight get grace_ms to finish. Calls still running then: fn(ctx,
  * RPC_DRAIN_GRACE_OVER), which should make their handlers return soon; 15 s
  * later whatever still runs is cancelled. A second rpc_server_stop ends the
