@@ -98,9 +98,12 @@ class Shutdown(unittest.TestCase):
         # Refused at once: the listener is gone, an open connection gets GOAWAY.
         self.wait_for("the socket to go", lambda: not os.path.exists(d.broker_sock), 5)
         self.assert_refused(d)
+        # On the open connection the running task's stream is on: refused too.
         ev, status, details = execute(broker, broker_pb2.ExecuteRequest(runtime="sh", code=b"true"),
                                       timeout=5)
         self.assertEqual(status, grpc.StatusCode.UNAVAILABLE, details)
+        self.assertIn("shutting down", details)
+        self.assertEqual(ev, [])
         rc = d.broker.wait(timeout=30)
         self.assertEqual(rc, 0, d.logs())
         self.assertTrue(task.join(5))
