@@ -29,6 +29,7 @@ void broker_settings_init(struct broker_settings *s)
         .max_code_bytes = VALIDATE_DEFAULT_MAX_CODE_BYTES,
         .max_stdin_bytes = VALIDATE_DEFAULT_MAX_STDIN_BYTES,
         .token_skew_s = 30,
+        .shutdown_grace_ms = 10000,
     };
     s->max_tasks = 32;
     s->queue_len = 64;
@@ -224,7 +225,7 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
     static const char *const known[] = {
         "trust_domain", "listen",    "tls",          "credd",  "state_dir",       "worker",
         "max_tasks",    "cgroup",    "token_skew_s", "limits", "unix_identities", "policy",
-        "audit",        "queue",     "pool",
+        "audit",        "queue",     "pool",         "shutdown_grace_ms",
         "max_code_bytes", "max_stdin_bytes", NULL};
     static const char *const audit_extra[] = {"keep_code", NULL};
     if (yconf_load_file(path, 0, &s->conf, err, errlen) < 0)
@@ -242,6 +243,8 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
         opt_u32(&root, "queue", 0, BROKER_QUEUE_MAX, &s->queue_len, err, errlen) < 0 ||
         load_pool(s, &root, err, errlen) < 0 ||
         opt_u32(&root, "token_skew_s", 0, 3600, &s->cfg.token_skew_s, err, errlen) < 0 ||
+        opt_u32(&root, "shutdown_grace_ms", 0, 3600000, &s->cfg.shutdown_grace_ms, err,
+                errlen) < 0 ||
         load_limits(s, &root, err, errlen) < 0 ||
         yconf_opt_u64(&root, "max_code_bytes", 1, VALIDATE_MAX_PAYLOAD_BYTES,
                       &s->cfg.max_code_bytes, err, errlen) < 0 ||
