@@ -10,6 +10,7 @@
 
 #include "sandbox.h"
 #include "util.h"
+#include "validate.h"
 
 void broker_settings_init(struct broker_settings *s)
 {
@@ -25,7 +26,10 @@ void broker_settings_init(struct broker_settings *s)
         .cpu_ms = 60000,
         .disk_bytes = 32u << 20,
         .open_files = 256,
+        .max_code_bytes = VALIDATE_DEFAULT_MAX_CODE_BYTES,
+        .max_stdin_bytes = VALIDATE_DEFAULT_MAX_STDIN_BYTES,
         .token_skew_s = 30,
+        .shutdown_grace_ms = 10000,
     };
     s->max_tasks = 32;
     s->queue_len = 64;
@@ -221,7 +225,8 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
     static const char *const known[] = {
         "trust_domain", "listen",    "tls",          "credd",  "state_dir",       "worker",
         "max_tasks",    "cgroup",    "token_skew_s", "limits", "unix_identities", "policy",
-        "audit",        "queue",     "pool",         NULL};
+        "audit",        "queue",     "pool",         "shutdown_grace_ms",
+        "max_code_bytes", "max_stdin_bytes", NULL};
     static const char *const audit_extra[] = {"keep_code", NULL};
     if (yconf_load_file(path, 0, &s->conf, err, errlen) < 0)
         return -1;
@@ -238,7 +243,13 @@ int broker_settings_load(struct broker_settings *s, const char *path, char *err,
         opt_u32(&root, "queue", 0, BROKER_QUEUE_MAX, &s->queue_len, err, errlen) < 0 ||
         load_pool(s, &root, err, errlen) < 0 ||
         opt_u32(&root, "token_skew_s", 0, 3600, &s->cfg.token_skew_s, err, errlen) < 0 ||
-        load_limits(s, &root, err, errlen) < 0)
+        opt_u32(&root, "shutdown_grace_ms", 0, 3600000, &s->cfg.shutdown_grace_ms, err,
+                errlen) < 0 ||
+        load_limits(s, &root, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "max_code_bytes", 1, VALIDATE_MAX_PAYLOAD_BYTES,
+                      &s->cfg.max_code_bytes, err, errlen) < 0 ||
+        yconf_opt_u64(&root, "max_stdin_bytes", 0, VALIDATE_MAX_PAYLOAD_BYTES,
+                      &s->cfg.max_stdin_bytes, err, errlen) < 0)
         return -1;
     yconf_child(&root, "audit", &n);
     if (audit_settings_load(&n, audit_extra, &s->audit, err, errlen) < 0)
@@ -277,6 +288,11 @@ int broker_settings_check(const struct broker_settings *s, char *err, size_t err
     if (s->cfg.default_timeout_ms > s->cfg.max_timeout_ms)
         return err_set(err, errlen, "limits.default_timeout_ms %u exceeds limits.timeout_ms %u",
                        s->cfg.default_timeout_ms, s->cfg.max_timeout_ms);
+    if (s->cfg.max_code_bytes + s->cfg.max_stdin_bytes > VALIDATE_MAX_PAYLOAD_BYTES)
+        return err_set(err, errlen, "max_code_bytes %llu + max_stdin_bytes %llu exceed %u: a "
+                       "request must fit gRPC's 4 MiB message limit",
+                       (unsigned long long)s->cfg.max_code_bytes,
+                       (unsigned long long)s->cfg.max_stdin_bytes, VALIDATE_MAX_PAYLOAD_BYTES);
     return 0;
 }
 

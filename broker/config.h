@@ -15,6 +15,9 @@
  *   pool: {sh: 2, python3: 2}  # ready workers kept per runtime; 0: cold start
  *   cgroup: auto
  *   token_skew_s: 30
+ *   max_code_bytes: 1048576  # an Execute request's code; max_stdin_bytes: its stdin
+ *   max_stdin_bytes: 1048576 # (together under 4 MiB - 64 KiB: gRPC's message limit)
+ *   shutdown_grace_ms: 10000 # SIGTERM: running tasks' time to finish before they are killed
  *   limits: {default_timeout_ms: 10000, timeout_ms: 300000, memory_mb: 512, cpu_ms: 60000,
  *            max_pids: 64, output_bytes: 8388608, disk_mb: 32, open_files: 256}
  *   audit: {path: ..., stream: ..., fsync: true, checkpoint_interval_s: 60,

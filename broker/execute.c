@@ -15,7 +15,13 @@
  * decision ("policy"), "execute.start" durably before the worker starts and
  * "execute" (the whole story: who, what, which token, what came out)
  * durably before Finished goes out. If either cannot be written the task
- * does not run, or its result is withheld: UNAVAILABLE.
+ * does not run, or its result is withheld: UNAVAILABLE. Room for them is
+ * reserved in the chain file before the token is minted, so a full disk
+ * refuses a task before it has a token.
+ *
+ * Shutdown (broker_drain): queued callers are refused; running tasks run on
+ * until the grace is over, then relay() ends them like a dead worker, with
+ * Finished KILLED and the token revoked.
  */
 #include "execute.h"
 
@@ -27,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -43,17 +50,14 @@
 #include "policy.h"
 #include "sandbox.h"
 #include "util.h"
+#include "validate.h"
 
-#define MAX_CODE_BYTES (1u << 20)
-#define MAX_STDIN_BYTES (1u << 20)
-#define MAX_LIST_ITEMS 16
-#define MAX_WORD_LEN 256
 #define CREDD_TIMEOUT_MS 5000
 #define WORKER_GRACE_MS 10000 /* beyond the task timeout, before the worker is killed */
-/* Below these no runtime starts; a request asking less is refused. */
-#define MIN_MEMORY_BYTES (16u << 20)
-#define MIN_DISK_BYTES (64u << 10)
-#define MIN_OPEN_FILES 16u
+/* Audit space a task's records take at most, in the usual case (execute.start
+ * and execute are ~2 KiB each): reserved before its token is minted. */
+#define TASK_AUDIT_BYTES (16u << 10)
+#define WORKER_EXIT_WAIT_MS 1000 /* a worker whose stream ended: time to exit and say how */
 
 /* One task in flight. */
 struct task {
@@ -72,34 +76,18 @@ struct task {
 
 
 
-static grpc_status_code validate(struct rpc_call *call, const Airlock__V1__ExecuteRequest *req)
+/* The request's own checks (validate.h), before policy sees it. */
+static grpc_status_code validate(struct broker *b, struct rpc_call *call,
+                                 const Airlock__V1__ExecuteRequest *req)
 {
-    if (!sandbox_runtime_known(req->runtime))
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "unknown runtime '%.64s' (known: python3, sh)", req->runtime);
-    if (req->code.len > MAX_CODE_BYTES)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "code is %zu bytes; the limit is %u",
-                             req->code.len, MAX_CODE_BYTES);
-    if (req->stdin.len > MAX_STDIN_BYTES)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "stdin is %zu bytes; the limit is %u",
-                             req->stdin.len, MAX_STDIN_BYTES);
-    if (req->n_scopes > MAX_LIST_ITEMS || req->n_audience > MAX_LIST_ITEMS)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "at most %d scopes and %d audiences",
-                             MAX_LIST_ITEMS, MAX_LIST_ITEMS);
-    for (size_t i = 0; i < req->n_scopes; i++)
-        if (!is_plain_word(req->scopes[i], MAX_WORD_LEN))
-            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                                 "scope %zu must be 1-%d printable characters without spaces", i,
-                                 MAX_WORD_LEN);
-    for (size_t i = 0; i < req->n_audience; i++)
-        if (!is_plain_word(req->audience[i], MAX_WORD_LEN))
-            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                                 "audience %zu must be 1-%d printable characters without spaces", i,
-                                 MAX_WORD_LEN);
-    if (req->client_request_id[0] && !is_plain_word(req->client_request_id, 128))
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "client_request_id must be 1-128 printable characters without spaces");
-    return GRPC_STATUS_OK;
+    const struct request_caps caps = {.max_code_bytes = b->config->max_code_bytes,
+                                      .max_stdin_bytes = b->config->max_stdin_bytes,
+                                      .host_ram_bytes = validate_host_ram_bytes()};
+    char msg[RPC_STATUS_MESSAGE_MAX];
+    if (validate_execute_request(req, &caps, msg, sizeof msg) == 0)
+        return GRPC_STATUS_OK;
+    log_warn("invalid Execute request: %s", msg);
+    return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
 }
 
 /* The request as policy sees it. */
@@ -228,7 +216,7 @@ static void reap_worker(struct task *t, int grace_ms, bool reported)
 /* Kills the task's worker (its sandbox dies with it) and reaps it. */
 static void kill_worker(struct task *t)
 {
-    if (t->w.pid > 0)
+    if (t->w.pid > 0 && !t->w.exited)
         kill(t->w.pid, SIGKILL);
     reap_worker(t, 2000, false);
 }
@@ -244,6 +232,28 @@ static int send_output(struct task *t, int stream, ProtobufCBinaryData data)
         ev.stderr = data;
     }
     return rpc_call_send(t->call, &ev.base);
+}
+
+/* The worker's socket ended before its report: how did the worker end? It
+ * is given a moment to exit so its status says (a signal: KILLED, else
+ * SANDBOX_ERROR). Fills fin's reason and msg. */
+static void worker_lost(struct task *t, const char *why, Airlock__V1__Finished *fin, char *msg,
+                        size_t msglen)
+{
+    fin->reason = AIRLOCK__V1__FINISHED__REASON__SANDBOX_ERROR;
+    if (pool_worker_wait(&t->w, WORKER_EXIT_WAIT_MS) != 0) {
+        snprintf(msg, msglen, "worker ended its stream without a report (%s); killed", why);
+        return;
+    }
+    int st = t->w.wait_status;
+    if (WIFSIGNALED(st)) {
+        fin->reason = AIRLOCK__V1__FINISHED__REASON__KILLED;
+        snprintf(msg, msglen, "worker died (killed by signal %d) before reporting; its sandbox "
+                 "was killed", WTERMSIG(st));
+    } else {
+        snprintf(msg, msglen, "worker exited with status %d without a report; its sandbox was "
+                 "killed", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
 }
 
 /* Relays worker events until its Usage arrives. Returns the Usage, or NULL
@@ -262,6 +272,12 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
                      WORKER_GRACE_MS);
             return NULL;
         }
+        if (atomic_load(&t->broker->ending)) {
+            snprintf(msg, msglen,
+                     "broker shut down: the task was killed when the %u ms shutdown grace ran out",
+                     t->broker->config->shutdown_grace_ms);
+            return NULL;
+        }
         struct pollfd pfd = {.fd = t->w.sock, .events = POLLIN};
         int pr = poll(&pfd, 1, 100);
         if (pr < 0 && errno != EINTR) {
@@ -274,9 +290,7 @@ static Airlock__Internal__V1__Usage *relay(struct task *t, uint32_t timeout_ms,
         int got = frame_read(t->w.sock, &airlock__internal__v1__worker_event__descriptor,
                              FRAME_MAX_BYTES, WORKER_GRACE_MS, &m);
         if (got <= 0) {
-            snprintf(msg, msglen, "worker ended without a report (%s)",
-                     got == 0 ? "end of stream" : strerror(errno));
-            fin->reason = AIRLOCK__V1__FINISHED__REASON__SANDBOX_ERROR;
+            worker_lost(t, got == 0 ? "end of stream" : strerror(errno), fin, msg, msglen);
             return NULL;
         }
         Airlock__Internal__V1__WorkerEvent *ev = (Airlock__Internal__V1__WorkerEvent *)m;
@@ -513,6 +527,22 @@ static grpc_status_code run_task(struct task *t, const Airlock__V1__ExecuteReque
     return GRPC_STATUS_OK;
 }
 
+void broker_drain(void *ctx, enum rpc_drain_phase phase)
+{
+    struct broker *b = ctx;
+    uint32_t running = 0, queued = 0;
+    admission_counts(b->admission, &running, &queued);
+    if (phase == RPC_DRAIN_START) {
+        log_info("shutting down: no new tasks; %u running get up to %u ms to finish, %u queued "
+                 "are refused", running, b->config->shutdown_grace_ms, queued);
+        admission_shutdown(b->admission);
+        pool_drain(b->pool);
+        return;
+    }
+    log_warn("shutdown grace over: killing %u running tasks", running);
+    atomic_store(&b->ending, true);
+}
+
 int broker_identify(const struct broker *b, const struct rpc_peer *peer, char *out, size_t outlen,
                     const char **why)
 {
@@ -539,10 +569,12 @@ static grpc_status_code identify(struct task *t)
     return rpc_call_fail(t->call, GRPC_STATUS_UNAUTHENTICATED, "%s", why);
 }
 
-/* The decision, best effort: an allowed task is covered by the durable
- * execute.start that follows, a denied one was granted nothing. */
-static void record_decision(struct task *t, const Airlock__V1__ExecuteRequest *req,
-                            const struct policy_decision *d)
+/* The decision. A denial is recorded best effort (nothing was granted); an
+ * allowed task does not go on unless its record was written, so a full or
+ * failing disk stops it before a token is minted (the durable execute.start
+ * that follows covers it). GRPC_STATUS_OK, or UNAVAILABLE. */
+static grpc_status_code record_decision(struct task *t, const Airlock__V1__ExecuteRequest *req,
+                                        const struct policy_decision *d)
 {
     const struct rpc_peer *peer = rpc_call_peer(t->call);
     char err[256];
@@ -552,8 +584,14 @@ static void record_decision(struct task *t, const Airlock__V1__ExecuteRequest *r
                           d->rule_name ? d->rule_name : "", "why", d->reason, "task_id", d->allowed ? t->id : "",
                           "client_request_id", req->client_request_id, "peer",
                           audit_peer_json(peer));
-    if (!f || audit_append(t->broker->audit, "policy", f, false, NULL, err, sizeof err) != 0)
-        log_error("audit: cannot record a policy decision: %s", f ? err : "out of memory");
+    if (f && audit_append(t->broker->audit, "policy", f, false, NULL, err, sizeof err) == 0)
+        return GRPC_STATUS_OK;
+    if (!f)
+        snprintf(err, sizeof err, "out of memory");
+    if (d->allowed)
+        return audit_call_fail(t->call, err, "nothing was run");
+    log_error("audit: cannot record a policy decision: %s", err);
+    return GRPC_STATUS_OK;
 }
 
 static bool caller_gone(void *call)
@@ -590,7 +628,23 @@ static grpc_status_code take_slot(struct task *t)
         return rpc_call_fail(t->call, GRPC_STATUS_DEADLINE_EXCEEDED,
                              "no task slot came free before the caller left (waited %llu ms)",
                              (unsigned long long)waited);
-    return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "broker shutting down");
+    return rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE, "broker shutting down; nothing was run");
+}
+
+/* Before a token is minted: room in the chain for the records of the tasks
+ * running now, this one's included, so that a full disk refuses the task
+ * here and not once it has a token (or has run). */
+static grpc_status_code reserve_audit(struct task *t, const Airlock__V1__ExecuteRequest *req)
+{
+    uint32_t running = 0;
+    admission_counts(t->broker->admission, &running, NULL);
+    size_t bytes = (size_t)(running ? running : 1) * TASK_AUDIT_BYTES;
+    if (t->broker->audit_keep_code)
+        bytes += req->code.len / 3 * 4 + 4; /* base64 in execute.start */
+    char err[512];
+    if (audit_reserve(t->broker->audit, bytes, err, sizeof err) == 0)
+        return GRPC_STATUS_OK;
+    return audit_call_fail(t->call, err, "nothing was run");
 }
 
 /* Runs an allowed request within its identity's concurrency cap and the
@@ -617,6 +671,11 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
         return rc;
     }
     sha256_hex(req->code.data, req->code.len, t->code_sha256);
+    if ((rc = reserve_audit(t, req)) != GRPC_STATUS_OK) {
+        admission_leave(t->broker->admission);
+        inflight_release(t->broker->inflight, t->subject);
+        return rc;
+    }
     t->at_mint = monotonic_us();
     if ((rc = mint(t, d, limits.timeout_ms)) == GRPC_STATUS_OK) {
         char err[256];
@@ -628,7 +687,10 @@ static grpc_status_code admit_and_run(struct task *t, const Airlock__V1__Execute
                                             .cpu_ms = limits.cpu_ms,
                                             .disk_bytes = limits.disk_bytes,
                                             .open_files = limits.open_files};
-        if (pool_take(t->broker->pool, req->runtime, &want, &t->w) != 0)
+        if (atomic_load(&t->broker->ending))
+            rc = rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
+                               "broker shutting down; nothing was run");
+        else if (pool_take(t->broker->pool, req->runtime, &want, &t->w) != 0)
             rc = rpc_call_fail(t->call, GRPC_STATUS_UNAVAILABLE,
                                "cannot start a worker: %s; nothing was run", strerror(errno));
         else if (record_start(t, req, &limits, d, err, sizeof err) != 0)
@@ -661,7 +723,7 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
     if (rc != GRPC_STATUS_OK)
         return rc;
     struct policy_request preq;
-    if ((rc = validate(call, req)) != GRPC_STATUS_OK ||
+    if ((rc = validate(b, call, req)) != GRPC_STATUS_OK ||
         (rc = policy_request_of(call, req, &preq)) != GRPC_STATUS_OK)
         return rc;
     struct policy_decision d;
@@ -670,10 +732,10 @@ grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *r
     log_info("policy %s: sub=%s runtime=%s rule=%s: %s", d.allowed ? "allow" : "deny", t.subject,
              req->runtime, d.rule_name ? d.rule_name : "-", d.reason);
     random_id(t.id);
-    record_decision(&t, req, &d);
-    if (d.allowed)
+    rc = record_decision(&t, req, &d);
+    if (rc == GRPC_STATUS_OK && d.allowed)
         rc = admit_and_run(&t, req, &d);
-    else
+    else if (rc == GRPC_STATUS_OK)
         rc = rpc_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "%s", d.reason);
     policy_decision_free(&d);
     return rc;

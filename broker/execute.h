@@ -6,6 +6,7 @@
 #ifndef AIRLOCK_BROKER_EXECUTE_H
 #define AIRLOCK_BROKER_EXECUTE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,10 +29,13 @@ struct broker_config {
     uint32_t cpu_ms;
     uint64_t disk_bytes;
     uint32_t open_files;
+    uint64_t max_code_bytes;  /* an Execute request's code, at most (validate.h) */
+    uint64_t max_stdin_bytes; /* and its stdin */
     uint32_t cgroup_mode;    /* enum sandbox_cgroup_mode in use (V1, V2 or NONE) */
     uint32_t token_skew_s;  /* token TTL = task timeout + this */
     uint32_t max_tasks;     /* task slots (admission) */
     uint32_t queue_len;     /* callers that may wait for one */
+    uint32_t shutdown_grace_ms; /* SIGTERM: running tasks' time to finish */
 };
 
 struct audit_log;
@@ -49,9 +53,16 @@ struct broker {
     struct admission *admission; /* task slots and the queue for them */
     struct audit_log *audit;     /* the broker's chain */
     bool audit_keep_code;        /* code bodies go into execute.start */
+    atomic_bool ending;          /* shutdown grace over: kill the running tasks */
 };
 
 grpc_status_code broker_execute(struct rpc_call *call, const ProtobufCMessage *request, void *ctx);
+
+/* rpc_drain_fn for the broker's server. START: queued callers are refused
+ * (UNAVAILABLE "broker shutting down", nothing run) and the pool builds no
+ * more workers; running tasks go on. GRACE_OVER: every running task is
+ * killed, its token revoked and its caller told Finished KILLED. */
+void broker_drain(void *ctx, enum rpc_drain_phase phase);
 
 /* The caller's SPIFFE ID: its verified SVID over TLS, its mapped (or
  * uid-derived) ID on the Unix socket. 0, or -1 with *why. */

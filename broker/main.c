@@ -29,6 +29,7 @@
 #include "sandbox.h"
 #include "tls.h"
 #include "util.h"
+#include "validate.h"
 
 static const char usage[] =
     "usage: airlock-broker [--config FILE] [options]\n"
@@ -52,6 +53,8 @@ static const char usage[] =
     "                         deadline; past N, RESOURCE_EXHAUSTED (0..65536, default 64)\n"
     "  --pool RUNTIME=N       workers kept ready for RUNTIME, 0..256, 0: each task starts\n"
     "                         its worker cold; repeatable (pool.*; default sh=2, python3=2)\n"
+    "  --shutdown-grace-ms N  on SIGTERM, running tasks get N ms to finish before they\n"
+    "                         are killed (shutdown_grace_ms; 0..3600000, default 10000)\n"
     "  --cgroup MODE          auto (v2 if usable, else v1), v1, v2, or none: rlimits\n"
     "                         only, no memory/CPU bound on the task's tree (default auto;\n"
     "                         the broker refuses to start when the mode is unusable)\n"
@@ -64,6 +67,9 @@ static const char usage[] =
     "  --cpu-ms N             CPU time of the whole tree (default 60000)\n"
     "  --disk-mb N            size of /work and of /tmp, largest file (default 32)\n"
     "  --open-files N         open files per process (default 256)\n"
+    "An Execute request (together under 4 MiB - 64 KiB, gRPC's message limit):\n"
+    "  --max-code-bytes N     its code, at most (max_code_bytes; default 1048576)\n"
+    "  --max-stdin-bytes N    its stdin, at most (max_stdin_bytes; default 1048576)\n"
     "The audit trail (audit.*):\n"
     "  --audit-path FILE      the chain (default STATE_DIR/audit.jsonl)\n"
     "  --audit-stream FILE    mirror records as JSON Lines to FILE, - for stdout\n"
@@ -79,6 +85,8 @@ enum {
     OPT_CONFIG = 256,
     OPT_CHECK_CONFIG,
     OPT_AUDIT_KEEP_CODE,
+    OPT_MAX_CODE_BYTES,
+    OPT_MAX_STDIN_BYTES,
 };
 
 static const struct option opts[] = {
@@ -106,6 +114,9 @@ static const struct option opts[] = {
     {"disk-mb", required_argument, NULL, 'D'},
     {"open-files", required_argument, NULL, 'F'},
     {"cgroup", required_argument, NULL, 'G'},
+    {"max-code-bytes", required_argument, NULL, OPT_MAX_CODE_BYTES},
+    {"max-stdin-bytes", required_argument, NULL, OPT_MAX_STDIN_BYTES},
+    {"shutdown-grace-ms", required_argument, NULL, 'g'},
     AUDIT_LONG_OPTIONS,
     {"audit-keep-code", no_argument, NULL, OPT_AUDIT_KEEP_CODE},
     {"help", no_argument, NULL, 'h'},
@@ -149,7 +160,14 @@ static int apply_flag(struct broker_settings *s, int opt, const char *arg)
     case 'D': bad = parse_u64_range(arg, 1, 1 << 20, &v); c->disk_bytes = v << 20; break;
     case 'F': bad = parse_u64_range(arg, 16, 1 << 20, &v); c->open_files = (uint32_t)v; break;
     case 'G': bad = broker_parse_cgroup_mode(arg, &s->cgroup_mode); break;
+    case 'g': bad = parse_u64_range(arg, 0, 3600000, &v); c->shutdown_grace_ms = (uint32_t)v; break;
     case OPT_AUDIT_KEEP_CODE: s->audit_keep_code = true; break;
+    case OPT_MAX_CODE_BYTES:
+        bad = parse_u64_range(arg, 1, VALIDATE_MAX_PAYLOAD_BYTES, &c->max_code_bytes);
+        break;
+    case OPT_MAX_STDIN_BYTES:
+        bad = parse_u64_range(arg, 0, VALIDATE_MAX_PAYLOAD_BYTES, &c->max_stdin_bytes);
+        break;
     default: break;
     }
     if (bad) {
@@ -371,9 +389,10 @@ int main(int argc, char **argv)
                  cfg->queue_len, broker_settings_pool_ready(&s, "sh"),
                  broker_settings_pool_ready(&s, "python3"));
         const struct daemon_listeners listeners = {s.socket_path, s.tcp_address, tls};
+        rpc_server_set_drain(server, (int)cfg->shutdown_grace_ms, broker_drain, &broker);
         status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
-    if (broker.admission) /* waiters go (the server cancelled them too) */
+    if (broker.admission) /* waiters go (the drain refused them already) */
         admission_shutdown(broker.admission);
     rpc_server_free(server);
     pool_free(broker.pool);

@@ -64,6 +64,7 @@ struct pool {
     pthread_mutex_t mu;
     int wake[2];
     bool stop;
+    bool draining;  /* pool_drain: build no more workers */
     bool thread_started;
     pthread_t thread;
     uint64_t next_serial;
@@ -78,6 +79,8 @@ static int spawn_worker(const struct pool *p, const char *runtime,
     w->sock = -1;
     w->warm = false;
     w->pool_slot = -1;
+    w->exited = false;
+    w->wait_status = 0;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
@@ -157,7 +160,7 @@ void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported)
     if (w->pid <= 0)
         return;
     int64_t until = monotonic_ms() + grace_ms;
-    for (;;) {
+    while (!w->exited) {
         pid_t r = waitpid(w->pid, NULL, WNOHANG);
         if (r == w->pid || (r < 0 && errno != EINTR))
             break;
@@ -173,6 +176,27 @@ void pool_reap(struct pool *p, struct worker *w, int grace_ms, bool reported)
     char msg[256];
     if (!reported && sandbox_cgroup_remove(p->cgroup_mode, w->id, msg, sizeof msg) != 0)
         log_error("worker %s: cannot remove its cgroup: %s", w->id, msg);
+}
+
+int pool_worker_wait(struct worker *w, int timeout_ms)
+{
+    if (w->exited)
+        return 0;
+    if (w->pid <= 0)
+        return -1;
+    int64_t until = monotonic_ms() + timeout_ms;
+    for (;;) {
+        int status = 0;
+        pid_t r = waitpid(w->pid, &status, WNOHANG);
+        if (r == w->pid) {
+            w->exited = true;
+            w->wait_status = status;
+            return 0;
+        }
+        if ((r < 0 && errno != EINTR) || monotonic_ms() >= until)
+            return -1;
+        usleep(1000);
+    }
 }
 
 static struct runtime_pool *find_runtime(struct pool *p, const char *name)
@@ -203,9 +227,9 @@ static void backoff(struct runtime_pool *r, int64_t now)
 static int fill(struct pool *p)
 {
     int wait_ms = 1000;
-    for (size_t i = 0; i < p->n_rt && !p->stop; i++) {
+    for (size_t i = 0; i < p->n_rt && !p->stop && !p->draining; i++) {
         struct runtime_pool *r = &p->rt[i];
-        while (r->n + r->lent < r->size && !p->stop) {
+        while (r->n + r->lent < r->size && !p->stop && !p->draining) {
             int64_t now = monotonic_ms();
             if (now < r->next_spawn_ms) {
                 if (r->next_spawn_ms - now < wait_ms)
@@ -428,6 +452,13 @@ void pool_free(struct pool *p)
     free(p->rt);
     free(p->worker_exe);
     free(p);
+}
+
+void pool_drain(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->draining = true;
+    pthread_mutex_unlock(&p->mu);
 }
 
 int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *limits,

@@ -28,6 +28,8 @@ struct worker {
     char id[RANDOM_ID_LEN]; /* names the sandbox's cgroup */
     bool warm;              /* its sandbox was ready when it was taken */
     int pool_slot;          /* the runtime whose pool it came from (pool.c's), or -1 */
+    bool exited;            /* reaped by pool_worker_wait; wait_status says how */
+    int wait_status;
 };
 
 /* Starts the pool's thread, which builds sizes[i].ready workers for each
@@ -40,6 +42,10 @@ struct pool *pool_new(const char *worker_exe, uint32_t cgroup_mode,
                       const struct sandbox_limits *prepared, const struct pool_setting *sizes,
                       size_t n, char *err, size_t errlen);
 
+/* The broker is stopping: no worker is built from now on (not even to
+ * replace a taken one). Ready workers stay until pool_free. */
+void pool_drain(struct pool *p);
+
 /* Stops the thread and ends every waiting worker (and its sandbox). */
 void pool_free(struct pool *p);
 
@@ -48,6 +54,11 @@ void pool_free(struct pool *p);
  * with errno. */
 int pool_take(struct pool *p, const char *runtime, const struct sandbox_limits *limits,
               struct worker *out);
+
+/* Waits up to timeout_ms for a taken worker to exit by itself and reaps it
+ * (w->exited, w->wait_status; pool_reap still cleans up after it). 0 once
+ * it has exited, -1 if it still runs. */
+int pool_worker_wait(struct worker *w, int timeout_ms);
 
 /* Ends a taken worker: waits up to grace_ms for it to exit (after its
  * report), then kills it. A worker that did not report (killed, crashed,

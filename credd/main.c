@@ -23,6 +23,7 @@
 
 #define SWEEP_INTERVAL_S 30
 #define SWEEP_GRACE_S 3600 /* keep expired entries an hour: "expired", not "unknown" */
+#define CREDD_SHUTDOWN_GRACE_MS 5000 /* SIGTERM: calls in flight get this to finish */
 
 static const char usage[] =
     "usage: airlock-credd [--config FILE] [options]\n"
@@ -412,6 +413,8 @@ int main(int argc, char **argv)
         log_info("key %s, broker %s, %zu broker identities over TLS", key.kid, config.broker_exe,
                  config.n_broker_ids);
         const struct daemon_listeners listeners = {st.socket_path, st.tcp_address, tls};
+        /* Calls in flight (all short but audit queries) finish before it stops. */
+        rpc_server_set_drain(server, CREDD_SHUTDOWN_GRACE_MS, NULL, NULL);
         status = daemon_serve(server, &listeners, daemon_reload_tls, tls) == 0 ? 0 : 1;
     }
     if (sweeping) {

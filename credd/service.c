@@ -98,16 +98,38 @@ static grpc_status_code check_words(struct rpc_call *call, const char *what, cha
                                     size_t n, size_t max_items)
 {
     if (n > max_items)
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "too many %s (max %zu)", what,
-                             max_items);
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu items; at most %zu",
+                             what, n, max_items);
     for (size_t i = 0; i < n; i++)
         if (!is_plain_word(items[i], MAX_CLAIM_LEN))
             return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                                 "%s entry %zu must be 1-%d printable characters without spaces",
+                                 "%s[%zu]: must be 1-%d printable ASCII characters without spaces",
                                  what, i, MAX_CLAIM_LEN);
     return GRPC_STATUS_OK;
 }
 
+/* Could token be a JWS compact serialization at all: at most JWT_MAX_LEN
+ * bytes, three non-empty base64url parts? Whether it is one of ours is
+ * jwt_verify's question. */
+static bool jws_shaped(const char *token)
+{
+    size_t part = 0, dots = 0;
+    for (const char *p = token; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '.') {
+            if (part == 0)
+                return false;
+            dots++;
+            part = 0;
+        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_') {
+            part++;
+        } else {
+            return false;
+        }
+    }
+    return dots == 2 && part > 0;
+}
 
 json_t *credd_claims(const char *issuer, const struct mint_claims *m)
 {
@@ -236,23 +258,37 @@ static grpc_status_code mint(struct rpc_call *call, const ProtobufCMessage *requ
     return GRPC_STATUS_OK;
 }
 
-/* Resolves a request's (token, token_id) pair to a jti. A token whose
- * signature does not verify names no jti: it is "unknown". Returns 0 and
- * fills jti (possibly ""), or a failed status. */
+/* Resolves a request's (token, token_id) pair to a jti. Something that
+ * cannot be a token (see jws_shaped) or a token_id is INVALID_ARGUMENT; a
+ * well-formed token whose signature does not verify (forged, another key,
+ * alg "none") names no jti: it is "unknown" (RFC 7662, RFC 7009). Returns 0
+ * and fills jti (possibly ""), or a failed status. */
 static grpc_status_code resolve_jti(struct credd *d, struct rpc_call *call, const char *token,
                                     const char *token_id, char *jti, size_t jtilen)
 {
     jti[0] = '\0';
     if (token[0] && token_id[0])
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "give token or token_id, not both");
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "token, token_id: give one, not both");
     if (!token[0] && !token_id[0])
-        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "token or token_id is required");
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "token, token_id: one of them is required");
     if (token_id[0]) {
         if (!is_plain_word(token_id, 64))
-            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed token_id");
+            return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "token_id: must be 1-64 printable ASCII characters without "
+                                 "spaces");
         snprintf(jti, jtilen, "%s", token_id);
         return GRPC_STATUS_OK;
     }
+    size_t len = strnlen(token, JWT_MAX_LEN + 1);
+    if (len > JWT_MAX_LEN)
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "token: longer than %d bytes; not a token of ours", JWT_MAX_LEN);
+    if (!jws_shaped(token))
+        return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "token: not a JWS compact serialization (three base64url parts "
+                             "separated by '.')");
     json_t *claims = NULL;
     if (jwt_verify(d->key->public_key, d->key->kid, token, &claims) == 0) {
         const char *id = json_string_value(json_object_get(claims, "jti"));
@@ -282,7 +318,7 @@ static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *re
     }
     if (req->reason[0] && !is_plain_word(req->reason, 64))
         return rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                             "reason must be 1-64 printable characters without spaces");
+                             "reason: must be 1-64 printable ASCII characters without spaces");
     char jti[80];
     if ((rc = resolve_jti(d, call, req->token, req->token_id, jti, sizeof jti)) != GRPC_STATUS_OK)
         return rc;

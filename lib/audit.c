@@ -6,11 +6,14 @@
  *
  * Every record is written with one write() to an O_APPEND descriptor while
  * the lock is held, so lines never interleave and seq/prev always describe
- * the file. A failed write is cut back off with ftruncate; if even that
- * fails, or an fdatasync fails (after which the kernel may have dropped the
- * dirty pages and forgotten the error), the log is marked broken and refuses
- * every later append: the daemon must be restarted so audit_open can find the
- * real head again.
+ * the file. A failed write (ENOSPC, EROFS) that left the file unchanged, or
+ * was cut back off with ftruncate, is no corruption: the head is unchanged
+ * and the next append tries again, so a full disk heals once space is freed.
+ * If the cut fails, or an fdatasync fails (after which the kernel may have
+ * dropped the dirty pages and forgotten the error: what is on disk is
+ * unknown, and re-reading the tail through the same page cache would not
+ * tell), the log is marked broken and refuses every later append: the daemon
+ * must be restarted so audit_open can find the real head again.
  */
 #include "audit.h"
 
@@ -292,7 +295,10 @@ static int append_locked(struct audit_log *log, const char *kind, json_t *fields
 
     if (write_all(log->fd, line, len + 1) != 0) {
         int e = errno;
-        if (ftruncate(log->fd, log->size) != 0)
+        /* Nothing to cut when nothing went in (EROFS refuses before writing). */
+        struct stat now;
+        bool untouched = fstat(log->fd, &now) == 0 && now.st_size == log->size;
+        if (!untouched && ftruncate(log->fd, log->size) != 0)
             mark_broken(log, "a failed write could not be cut back off: %s", strerror(errno));
         free(line);
         return err_set(err, errlen, "cannot write to audit log %s: %s", log->path, strerror(e));
@@ -375,6 +381,21 @@ int audit_append(struct audit_log *log, const char *kind, json_t *fields, bool d
     else
         rc = append(log, kind, fields, durable, seq, err, errlen);
     json_decref(fields);
+    return rc;
+}
+
+int audit_reserve(struct audit_log *log, size_t bytes, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&log->mu);
+    if (log->broken)
+        rc = err_set(err, errlen, "audit log %s is broken since %s (%s); restart the daemon",
+                     log->path, log->broken_since, log->broken_why);
+    else if (bytes > 0 && fallocate(log->fd, FALLOC_FL_KEEP_SIZE, log->size, (off_t)bytes) != 0 &&
+             errno != EOPNOTSUPP && errno != ENOSYS)
+        rc = err_set(err, errlen, "cannot reserve %zu bytes in audit log %s: %s", bytes, log->path,
+                     strerror(errno));
+    pthread_mutex_unlock(&log->mu);
     return rc;
 }
 

@@ -90,10 +90,20 @@ void audit_close(struct audit_log *log, audit_sign_fn sign, void *ctx);
  * waiting at the same time share one fsync (group commit).
  * Returns 0 (and *seq if non-NULL), or -1 with err: then the record is not in
  * the chain (a partial write is cut back off) and the action it describes
- * must not happen. After a failed fsync, or a partial write that cannot be
- * cut back, the log refuses every later append until reopened. */
+ * must not happen. A write that failed (a full disk, say) and left the file
+ * as it was, or was cut back, leaves the log usable: the next append tries
+ * again. After a failed fsync, or a partial write that cannot be cut back,
+ * the log refuses every later append until reopened. */
 int audit_append(struct audit_log *log, const char *kind, json_t *fields, bool durable,
                  uint64_t *seq, char *err, size_t errlen);
+
+/* Makes sure the next bytes appended to the chain file have disk space
+ * already (fallocate, FALLOC_FL_KEEP_SIZE: the file's size does not
+ * change), so an action can be refused before it starts rather than after,
+ * when its record would not fit. A full disk (ENOSPC, EDQUOT), a read-only
+ * file system or a broken log: -1 with err. A file system that cannot
+ * preallocate: 0, and appends find out. */
+int audit_reserve(struct audit_log *log, size_t bytes, char *err, size_t errlen);
 
 /* The last record written: its seq and hash. chain may be NULL. */
 void audit_head(struct audit_log *log, uint64_t *seq, char hash[AUDIT_HASH_HEX],

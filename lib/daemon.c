@@ -82,14 +82,23 @@ struct signal_watch {
     void *reload_ctx;
 };
 
+/* Waits for signals, cancellable only while waiting (daemon_serve cancels
+ * it once the server has stopped, so it never touches a freed server). The
+ * first SIGTERM/SIGINT starts the server's graceful stop, a second one ends
+ * its grace at once. */
 static void *signal_thread(void *arg)
 {
     struct signal_watch *w = arg;
     sigset_t set;
     stop_signals(&set);
+    int stops = 0;
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     for (;;) {
         int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        (void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+        int rc = sigwait(&set, &sig);
+        (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+        if (rc != 0)
             continue;
         if (sig == SIGHUP) {
             log_info("SIGHUP: reloading");
@@ -97,10 +106,14 @@ static void *signal_thread(void *arg)
                 w->reload(w->reload_ctx);
             continue;
         }
-        log_info("signal %d: shutting down", sig);
+        if (stops++ == 0) {
+            log_info("signal %d: shutting down", sig);
+        } else {
+            log_info("signal %d again: ending the shutdown grace now", sig);
+        }
         rpc_server_stop(w->server);
-        free(w);
-        return NULL;
+        if (stops == 2)
+            return NULL;
     }
 }
 
@@ -127,22 +140,20 @@ static int listen_all(struct rpc_server *s, const struct daemon_listeners *l)
 int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
                  void *reload_ctx)
 {
-    struct signal_watch *w = malloc(sizeof *w); /* the signal thread frees it */
-    if (!w)
+    struct signal_watch w = {s, reload, reload_ctx};
+    if (listen_all(s, l) != 0)
         return -1;
-    *w = (struct signal_watch){s, reload, reload_ctx};
-    if (listen_all(s, l) != 0) {
-        free(w);
-        return -1;
-    }
     pthread_t t;
-    if (rpc_server_start(s) != 0 || pthread_create(&t, NULL, signal_thread, w) != 0) {
+    if (rpc_server_start(s) != 0 || pthread_create(&t, NULL, signal_thread, &w) != 0) {
         log_error("cannot start the server");
-        free(w);
         return -1;
     }
-    pthread_detach(t);
     rpc_server_run(s);
+    /* Stopped: signals from here on stay pending (blocked) until exit. */
+    int rc = pthread_cancel(t);
+    if (rc != 0 && rc != ESRCH)
+        log_error("cannot stop the signal thread: %s", strerror(rc));
+    pthread_join(t, NULL);
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /*
  * daemon.h - what both daemons do around their server: listeners (a Unix
  * socket with peer credentials, a TCP port with mutual TLS), signal handling
- * (SIGTERM/SIGINT stop the server cleanly, SIGHUP reloads, SIGPIPE is
- * ignored) and resolving sibling executables.
+ * (SIGTERM/SIGINT stop the server gracefully, see rpc_server_set_drain; a
+ * second one ends the grace; SIGHUP reloads; SIGPIPE is ignored) and
+ * resolving sibling executables.
  */
 #ifndef AIRLOCK_DAEMON_H
 #define AIRLOCK_DAEMON_H
@@ -44,7 +45,8 @@ int daemon_scan_flags(int argc, char **argv, const struct option *opts, const ch
                       int *status);
 
 /* Listens where l says, starts s, reloads on SIGHUP, stops on SIGTERM or
- * SIGINT and serves until then. 0 after a clean stop, -1 (logged) if it
+ * SIGINT (draining as rpc_server_set_drain set up; a second signal ends the
+ * grace) and serves until then. 0 after a clean stop, -1 (logged) if it
  * could not start. */
 int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
                  void *reload_ctx);

@@ -50,6 +50,9 @@
  * it ends, so idle threads hold a few MiB at most. */
 #define IDLE_THREADS_MAX 16
 #define HANDLER_THREAD_NAME "rpc-call" /* in /proc/PID/task/TID/comm, top -H */
+/* After a drain's grace: how long the handlers told to end get before their
+ * calls are cancelled. */
+#define RPC_DRAIN_FINISH_MS 15000
 
 /* ---------------------------------------------------------- byte buffers */
 
@@ -221,12 +224,19 @@ struct rpc_server {
     int nidle, max_idle;
     struct handler_thread *exited;
     bool stopping;                  /* shutting down: no thread parks */
-    volatile sig_atomic_t stop;
+    volatile sig_atomic_t stop;     /* rpc_server_stop calls: 1 drain, 2 end the grace */
     bool started;
     bool shut_down;
+
+    /* Draining (rpc_server_set_drain): no new calls, the running ones get
+     * drain_grace_ms to finish before drain_fn hears the grace is over. */
+    int drain_grace_ms;
+    rpc_drain_fn drain_fn;
+    void *drain_ctx;
 };
 
 static int post_request(struct rpc_server *s, const struct rpc_method *m, void *registered);
+static void server_drain(struct rpc_server *s);
 static void server_shutdown(struct rpc_server *s);
 
 static grpc_status_code health_check(struct rpc_call *call, const ProtobufCMessage *request, void *ctx)
@@ -784,7 +794,81 @@ void rpc_server_run(struct rpc_server *s)
             fprintf(stderr, "rpc: cannot re-arm %s\n", p->method ? p->method->path : "generic");
         dispatch(s, p);
     }
+    server_drain(s);
     server_shutdown(s);
+}
+
+/* Stops the acceptor and closes the Unix listeners (removing their socket
+ * files): a connect from now on is refused. Connections already handed to
+ * gRPC stay. */
+static void stop_listening(struct rpc_server *s)
+{
+    if (s->acceptor_running) {
+        ssize_t w = write(s->wake_pipe[1], "x", 1);
+        (void)w;
+        pthread_join(s->acceptor, NULL);
+        s->acceptor_running = false;
+    }
+    for (size_t i = 0; i < s->nlisten; i++) {
+        if (s->listen_fds[i] < 0)
+            continue;
+        close(s->listen_fds[i]);
+        s->listen_fds[i] = -1;
+        unlink(s->listen_paths[i]);
+    }
+}
+
+/* While draining: a new call is refused UNAVAILABLE (a client may retry it
+ * elsewhere), and its method re-armed so the next one is refused too. */
+static void refuse_new_call(struct rpc_server *s, grpc_event ev)
+{
+    if (ev.type != GRPC_OP_COMPLETE)
+        return;
+    struct pending *p = ev.tag;
+    if (ev.success) {
+        if (post_request(s, p->method, p->registered) != 0)
+            fprintf(stderr, "rpc: cannot re-arm %s\n", p->method ? p->method->path : "generic");
+        reject_call(p, GRPC_STATUS_UNAVAILABLE, "server shutting down");
+    }
+    pending_free(p);
+}
+
+/* Serves the new-call queue (refusing) until no handler runs, until_ms
+ * (monotonic) passes, or rpc_server_stop is called once more (when hurry).
+ * true when every handler has returned. */
+static bool wait_calls(struct rpc_server *s, int64_t until_ms, bool hurry)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int active = s->active_calls;
+        pthread_mutex_unlock(&s->lock);
+        if (active == 0)
+            return true;
+        int64_t left = until_ms - monotonic_ms();
+        if (left <= 0 || (hurry && s->stop > 1))
+            return false;
+        refuse_new_call(s, grpc_completion_queue_next(s->cq, deadline_after_ms(left < 100 ? (int)left : 100), NULL));
+        reap_exited(s);
+    }
+}
+
+/* The graceful part of a stop: no new connections, new calls refused, the
+ * running ones get the grace to finish, then drain_fn is told to end them
+ * and they get a while more. gRPC itself is shut down after, by
+ * server_shutdown: shut down now, it would cancel calls that come on open
+ * connections (CANCELLED, which clients do not retry) instead of refusing
+ * them. */
+static void server_drain(struct rpc_server *s)
+{
+    if (!s->started || s->shut_down)
+        return;
+    stop_listening(s);
+    if (s->drain_fn)
+        s->drain_fn(s->drain_ctx, RPC_DRAIN_START);
+    if (wait_calls(s, monotonic_ms() + s->drain_grace_ms, true) || !s->drain_fn)
+        return;
+    s->drain_fn(s->drain_ctx, RPC_DRAIN_GRACE_OVER);
+    wait_calls(s, monotonic_ms() + RPC_DRAIN_FINISH_MS, false);
 }
 
 /* Stops accepting, cancels calls in flight, waits for their handlers, then
@@ -794,12 +878,7 @@ static void server_shutdown(struct rpc_server *s)
     if (!s->started || s->shut_down)
         return;
     s->shut_down = true;
-    if (s->acceptor_running) {
-        ssize_t w = write(s->wake_pipe[1], "x", 1);
-        (void)w;
-        pthread_join(s->acceptor, NULL);
-        s->acceptor_running = false;
-    }
+    stop_listening(s);
     int shutdown_tag;
     grpc_server_shutdown_and_notify(s->server, s->cq, &shutdown_tag);
     grpc_server_cancel_all_calls(s->server);
@@ -824,9 +903,17 @@ static void server_shutdown(struct rpc_server *s)
     join_threads(exited);
 }
 
+void rpc_server_set_drain(struct rpc_server *s, int grace_ms, rpc_drain_fn fn, void *ctx)
+{
+    s->drain_grace_ms = grace_ms > 0 ? grace_ms : 0;
+    s->drain_fn = fn;
+    s->drain_ctx = ctx;
+}
+
 void rpc_server_stop(struct rpc_server *s)
 {
-    s->stop = 1;
+    if (s->stop < 2)
+        s->stop = s->stop + 1;
 }
 
 void rpc_server_free(struct rpc_server *s)
@@ -845,10 +932,7 @@ void rpc_server_free(struct rpc_server *s)
     }
     if (s->fd_creds)
         grpc_server_credentials_release(s->fd_creds);
-    for (size_t i = 0; i < s->nlisten; i++) {
-        close(s->listen_fds[i]);
-        unlink(s->listen_paths[i]);
-    }
+    stop_listening(s);
     if (s->wake_pipe[0] >= 0) {
         close(s->wake_pipe[0]);
         close(s->wake_pipe[1]);

@@ -105,11 +105,32 @@ int rpc_server_listen_tls(struct rpc_server *s, const char *host_port, struct tl
 /* Starts serving. 0 or -1. */
 int rpc_server_start(struct rpc_server *s);
 
+/* A server's stop, in phases, for rpc_server_set_drain. */
+enum rpc_drain_phase {
+    RPC_DRAIN_START,      /* no new call is admitted from now on */
+    RPC_DRAIN_GRACE_OVER, /* calls still running: end them now (they get a while more) */
+};
+typedef void (*rpc_drain_fn)(void *ctx, enum rpc_drain_phase phase);
+
+/* How rpc_server_run stops: first it stops admitting calls (the Unix
+ * listeners close and their socket files go; a call that comes anyway, on an
+ * open connection or through a TLS port, is refused UNAVAILABLE "server
+ * shutting down") and calls fn(RPC_DRAIN_START); the calls in
+ * flight get grace_ms to finish. Calls still running then: fn(ctx,
+ * RPC_DRAIN_GRACE_OVER), which should make their handlers return soon; 15 s
+ * later whatever still runs is cancelled. A second rpc_server_stop ends the
+ * grace early. fn runs on rpc_server_run's thread and may be NULL. Without
+ * this the grace is 0: calls in flight are cancelled at once. Call before
+ * rpc_server_run. */
+void rpc_server_set_drain(struct rpc_server *s, int grace_ms, rpc_drain_fn fn, void *ctx);
+
 /* Blocks until rpc_server_stop is called (e.g. from a signal-watching
- * thread), then shuts down: stops accepting, cancels the calls in flight,
- * waits for their handlers to return and joins every handler thread. */
+ * thread), then shuts down: drains (see rpc_server_set_drain), cancels the
+ * calls still in flight, waits for their handlers to return and joins every
+ * handler thread. */
 void rpc_server_run(struct rpc_server *s);
-/* Async-signal-safe: asks rpc_server_run to return. */
+/* Async-signal-safe: asks rpc_server_run to return, gracefully (drain); a
+ * second call ends the drain's grace at once. */
 void rpc_server_stop(struct rpc_server *s);
 /* Shuts down as rpc_server_run does, if it has not, and frees everything. No
  * thread of the server's is left when it returns. NULL is a no-op. */

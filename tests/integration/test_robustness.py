@@ -46,7 +46,7 @@ class Robustness(DaemonTestCase):
         req = broker_pb2.ExecuteRequest(runtime="sh", code=b"#" * ((1 << 20) + 1))
         code, details, events = raw_execute(self.broker, req.SerializeToString())
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("limit", details)
+        self.assertIn("code: 1048577 bytes exceeds max_code_bytes 1048576", details)
         self.assertEqual(events, [])
 
     def test_timeout_over_the_grant_is_permission_denied(self):
@@ -102,7 +102,8 @@ class Robustness(DaemonTestCase):
         os.kill(workers[0], signal.SIGKILL)
         finished = [ev.finished for ev in stream if ev.WhichOneof("event") == "finished"]
         self.assertEqual(len(finished), 1)
-        self.assertNotEqual(finished[0].reason, broker_pb2.Finished.OK)
+        self.assertEqual(finished[0].reason, broker_pb2.Finished.KILLED, finished[0].message)
+        self.assertIn("worker died (killed by signal 9)", finished[0].message)
         self.assertTrue(finished[0].token_revoked, self.d.logs())
         self.assertEqual(processes_with_marker(marker, settle=10), [],
                          "the sandboxed task outlived its worker")

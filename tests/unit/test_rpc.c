@@ -4,7 +4,9 @@
  * calls reuse a thread instead of starting one per call, a call beyond
  * max_concurrent_calls is refused at once with RESOURCE_EXHAUSTED, finished
  * threads wait for the next calls but no more of them than the server keeps,
- * and shutdown cancels the calls in flight and leaves no handler thread.
+ * shutdown cancels the calls in flight and leaves no handler thread, and a
+ * draining stop refuses new connections while the calls in flight finish,
+ * telling the drain function when the grace is over.
  * Threads are told apart by their kernel thread ids (gettid), which the
  * handlers send back; /proc/self/task says which of them are still alive.
  */
@@ -42,9 +44,22 @@ struct gate {
     int holding;     /* Hold / WaitForCancel handlers now running */
     bool open;       /* Hold handlers may return */
     int cancelled;   /* WaitForCancel handlers that saw their call cancelled */
+    unsigned phases; /* 1 << enum rpc_drain_phase, for each the drain function saw */
 };
 
-static struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
+static struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0, 0};
+
+/* rpc_drain_fn: notes the phase; when the grace is over, lets Hold return. */
+static void drain_fn(void *ctx, enum rpc_drain_phase phase)
+{
+    (void)ctx;
+    pthread_mutex_lock(&gate.lock);
+    gate.phases |= 1u << phase;
+    if (phase == RPC_DRAIN_GRACE_OVER)
+        gate.open = true;
+    pthread_cond_broadcast(&gate.changed);
+    pthread_mutex_unlock(&gate.lock);
+}
 
 static int send_tid(struct rpc_call *call)
 {
@@ -140,11 +155,14 @@ static void *run_server(void *arg)
     return NULL;
 }
 
-/* A server allowing max_calls concurrent calls, and a channel to it. */
-static void server_up(struct fixture *fx, int max_calls)
+/* A server allowing max_calls concurrent calls, draining as given, and a
+ * channel to it. */
+static void server_up_draining(struct fixture *fx, int max_calls, int grace_ms, rpc_drain_fn fn)
 {
     fx->rpc = rpc_server_new(methods, sizeof methods / sizeof methods[0], max_calls);
     assert_non_null(fx->rpc);
+    if (grace_ms || fn)
+        rpc_server_set_drain(fx->rpc, grace_ms, fn, NULL);
     assert_int_equal(rpc_server_listen_unix(fx->rpc, fx->sock), 0);
     assert_int_equal(rpc_server_start(fx->rpc), 0);
     assert_int_equal(pthread_create(&fx->thread, NULL, run_server, fx->rpc), 0);
@@ -156,7 +174,13 @@ static void server_up(struct fixture *fx, int max_calls)
     pthread_mutex_lock(&gate.lock);
     gate.holding = gate.cancelled = 0;
     gate.open = false;
+    gate.phases = 0;
     pthread_mutex_unlock(&gate.lock);
+}
+
+static void server_up(struct fixture *fx, int max_calls)
+{
+    server_up_draining(fx, max_calls, 0, NULL);
 }
 
 /* Stops the server as the daemons do (rpc_server_stop, run returns, free). */
@@ -471,6 +495,58 @@ static void test_shutdown_cancels_and_joins(void **state)
     assert_int_equal(settle_alive(tids, ntids, 0), 0);
 }
 
+/* A draining stop: the socket goes at once (a new connection is refused),
+ * the call in flight is not cancelled and finishes normally, and the drain
+ * function hears of the start only. */
+static void test_drain_lets_calls_finish(void **state)
+{
+    struct fixture *fx = *state;
+    server_up_draining(fx, 8, 10000, drain_fn);
+    struct held_call held;
+    hold_calls(fx, &held, 1);
+    rpc_server_stop(fx->rpc);
+    struct stat st;
+    for (int i = 0; i < 500 && stat(fx->sock, &st) == 0; i++)
+        usleep(10 * 1000);
+    assert_int_not_equal(stat(fx->sock, &st), 0);
+    char target[128];
+    snprintf(target, sizeof target, "unix:%s", fx->sock);
+    struct rpc_channel *late = rpc_channel_new(target);
+    assert_non_null(late);
+    struct rpc_status status;
+    assert_int_equal(call_tid(late, TID_PATH, &status), -1);
+    assert_int_equal(status.code, GRPC_STATUS_UNAVAILABLE);
+    rpc_channel_free(late);
+    pthread_mutex_lock(&gate.lock);
+    assert_int_equal(gate.holding, 1);
+    assert_int_equal(gate.cancelled, 0);
+    assert_int_equal(gate.phases, 1u << RPC_DRAIN_START);
+    pthread_mutex_unlock(&gate.lock);
+    release_calls(&held, 1); /* asserts the call succeeded */
+    pthread_join(fx->thread, NULL);
+    fx->running = false;
+    assert_int_equal(gate.phases, 1u << RPC_DRAIN_START);
+    server_down(fx);
+}
+
+/* A call still running when the grace ends: the drain function is told, and
+ * the call it then lets return ends normally, not cancelled. */
+static void test_drain_grace_over(void **state)
+{
+    struct fixture *fx = *state;
+    server_up_draining(fx, 8, 300, drain_fn);
+    struct held_call held;
+    hold_calls(fx, &held, 1);
+    rpc_server_stop(fx->rpc);
+    pthread_join(held.thread, NULL);
+    assert_true(held.tid > 0);
+    pthread_join(fx->thread, NULL);
+    fx->running = false;
+    assert_int_equal(gate.phases, (1u << RPC_DRAIN_START) | (1u << RPC_DRAIN_GRACE_OVER));
+    assert_int_equal(gate.cancelled, 0);
+    server_down(fx);
+}
+
 /* A server that never started, or started and never ran, frees cleanly. */
 static void test_free_without_run(void **state)
 {
@@ -494,6 +570,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_surplus_threads_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_cancels_and_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_without_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_lets_calls_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_grace_over, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     grpc_shutdown();
