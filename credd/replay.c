@@ -6,8 +6,8 @@
  * The chain already holds what is needed: a "mint" record, durable before
  * the token leaves, carries every claim (caller, subject, task, jti, scopes,
  * audience, issued/expires, code hash), and a "revoke" record is written
- * before its reply (it reaches the disk with the next durable record, and a
- * killed process's writes are in the page cache). Mints insert, revocations
+ * before its reply (a killed process's writes are in the page cache, and
+ * the audit flusher puts it on disk within 100 ms). Mints insert, revocations
  * that found the token active mark it revoked (whatever its expiry now), in
  * chain order. Tokens that expired longer ago than the sweep grace are left
  * out, as the sweeper would have dropped them.

@@ -328,9 +328,10 @@ static grpc_status_code revoke(struct rpc_call *call, const ProtobufCMessage *re
     if (before == TOKEN_ACTIVE)
         log_info("revoked jti=%s by %s", jti, who.id);
     /* Recorded after the fact: a revocation is never held back. Nor is the
-     * reply held for an fsync: the record is written now and made durable
-     * with the next durable record (the broker's own execute record, durable
-     * before the caller hears of the task's end, says the token was revoked). */
+     * reply held for an fsync: the record is written now (a killed credd
+     * keeps it) and the audit flusher makes it durable within
+     * AUDIT_LAZY_SYNC_MS (the broker's own execute record, durable before the
+     * caller hears of the task's end, says the token was revoked). */
     char err[256];
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s}", "caller", who.id, "token_id", jti, "reason",
                             req->reason[0] ? req->reason : "unspecified", "before",

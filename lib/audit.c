@@ -59,6 +59,13 @@ struct audit_log {
     bool broken;
     char broken_since[32];
     char broken_why[256];
+
+    /* The flusher: makes records appended without durable stable within
+     * AUDIT_LAZY_SYNC_MS (none with no_fsync). */
+    pthread_cond_t flush_cv; /* a lazy record was written, or closing */
+    pthread_t flusher;
+    bool flusher_running;
+    bool closing;
 };
 
 /* ---- small helpers ---- */
@@ -362,6 +369,8 @@ static int append(struct audit_log *log, const char *kind, json_t *fields, bool 
     int rc = append_locked(log, kind, fields, &mine, err, errlen);
     if (rc == 0 && durable)
         rc = wait_synced(log, mine, err, errlen);
+    else if (rc == 0 && log->flusher_running)
+        pthread_cond_signal(&log->flush_cv);
     pthread_mutex_unlock(&log->mu);
     if (rc == 0 && seq)
         *seq = mine;
@@ -397,6 +406,14 @@ int audit_reserve(struct audit_log *log, size_t bytes, char *err, size_t errlen)
                      strerror(errno));
     pthread_mutex_unlock(&log->mu);
     return rc;
+}
+
+uint64_t audit_synced_seq(struct audit_log *log)
+{
+    pthread_mutex_lock(&log->mu);
+    uint64_t seq = log->no_fsync ? log->head_seq : log->synced_seq;
+    pthread_mutex_unlock(&log->mu);
+    return seq;
 }
 
 void audit_head(struct audit_log *log, uint64_t *seq, char hash[AUDIT_HASH_HEX],
@@ -480,8 +497,71 @@ int audit_checkpoint(struct audit_log *log, audit_sign_fn sign, void *ctx, char 
 
 /* ---- opening and closing ---- */
 
+/* The flusher thread: once a record is written without durable, waits
+ * AUDIT_LAZY_SYNC_MS (a burst, or a durable append meanwhile, shares the
+ * sync) and then syncs everything written so far, through the same group
+ * commit as durable appends. A failed fsync breaks the log as it would
+ * there. */
+static void *flusher_main(void *arg)
+{
+    struct audit_log *log = arg;
+    char err[256];
+    pthread_mutex_lock(&log->mu);
+    while (!log->closing) {
+        if (log->broken || log->synced_seq >= log->head_seq) {
+            pthread_cond_wait(&log->flush_cv, &log->mu);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)AUDIT_LAZY_SYNC_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        while (!log->closing && pthread_cond_timedwait(&log->flush_cv, &log->mu, &until) == 0)
+            ;
+        if (wait_synced(log, log->head_seq, err, sizeof err) != 0)
+            log_error("audit log %s: background sync: %s", log->path, err);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+static int flusher_start(struct audit_log *log, char *err, size_t errlen)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return err_set(err, errlen, "cannot create a condition variable");
+    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+             pthread_cond_init(&log->flush_cv, &attr) != 0;
+    pthread_condattr_destroy(&attr);
+    if (rc)
+        return err_set(err, errlen, "cannot create a condition variable");
+    if (pthread_create(&log->flusher, NULL, flusher_main, log) != 0) {
+        pthread_cond_destroy(&log->flush_cv);
+        return err_set(err, errlen, "cannot start the audit flusher thread");
+    }
+    log->flusher_running = true;
+    return 0;
+}
+
+/* Stops the flusher (audit_close's durable daemon.stop has synced what it
+ * was waiting for). */
+static void flusher_stop(struct audit_log *log)
+{
+    if (!log->flusher_running)
+        return;
+    pthread_mutex_lock(&log->mu);
+    log->closing = true;
+    pthread_cond_signal(&log->flush_cv);
+    pthread_mutex_unlock(&log->mu);
+    pthread_join(log->flusher, NULL);
+    pthread_cond_destroy(&log->flush_cv);
+    log->flusher_running = false;
+}
+
 static void log_free(struct audit_log *log)
 {
+    flusher_stop(log);
     if (log->fd >= 0 && close(log->fd) != 0)
         log_error("audit log %s: close: %s", log->path, strerror(errno));
     if (log->stream_fd >= 0 && log->stream_owned && close(log->stream_fd) != 0)
@@ -752,7 +832,7 @@ struct audit_log *audit_open(const struct audit_options *opts, char *err, size_t
     int rc = f ? append(log, "daemon.start", f, true, NULL, err, errlen)
                : err_set(err, errlen, "daemon.start fields are not valid UTF-8");
     json_decref(f);
-    if (rc != 0)
+    if (rc != 0 || (!log->no_fsync && flusher_start(log, err, errlen) != 0))
         goto fail;
     return log;
 

@@ -41,6 +41,7 @@
 #define AUDIT_HASH_HEX 65     /* 64 hex digits + NUL */
 #define AUDIT_CHAIN_ID_MAX 64
 #define AUDIT_MAX_LINE (1u << 20) /* a longer line is malformed */
+#define AUDIT_LAZY_SYNC_MS 100    /* a record appended without durable is stable within this */
 
 /* ------------------------------------------------------------------ writer */
 
@@ -87,7 +88,10 @@ void audit_close(struct audit_log *log, audit_sign_fn sign, void *ctx);
  * steals the reference, success or not) whose members go between "kind" and
  * "prev", in their order; it must not hold v/seq/ts/time/chain/kind/prev.
  * With durable, returns only once the record is on stable storage: callers
- * waiting at the same time share one fsync (group commit).
+ * waiting at the same time share one fsync (group commit). Without, the
+ * record is written before the call returns (it survives the process being
+ * killed) and a background thread makes it stable within AUDIT_LAZY_SYNC_MS
+ * (sooner if a durable record follows): a power cut can lose at most that.
  * Returns 0 (and *seq if non-NULL), or -1 with err: then the record is not in
  * the chain (a partial write is cut back off) and the action it describes
  * must not happen. A write that failed (a full disk, say) and left the file
@@ -104,6 +108,10 @@ int audit_append(struct audit_log *log, const char *kind, json_t *fields, bool d
  * file system or a broken log: -1 with err. A file system that cannot
  * preallocate: 0, and appends find out. */
 int audit_reserve(struct audit_log *log, size_t bytes, char *err, size_t errlen);
+
+/* The last record known to be on stable storage (with no_fsync: the last
+ * written). */
+uint64_t audit_synced_seq(struct audit_log *log);
 
 /* The last record written: its seq and hash. chain may be NULL. */
 void audit_head(struct audit_log *log, uint64_t *seq, char hash[AUDIT_HASH_HEX],

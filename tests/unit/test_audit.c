@@ -544,6 +544,25 @@ static void test_concurrent_durable_appends(void **state)
     lines_free(&ls);
 }
 
+/* A record appended without durable is written at once and made stable by
+ * the flusher within AUDIT_LAZY_SYNC_MS, with no later append to carry it. */
+static void test_lazy_records_become_durable(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log = open_log(f->path, false, NULL); /* real fdatasync */
+    for (int round = 0; round < 3; round++) {
+        uint64_t seq = add(log, "revoke", json_pack("{s:i}", "round", round));
+        struct lines ls = read_lines(f->path);
+        assert_int_equal(ls.n, seq); /* in the file before audit_append returned */
+        lines_free(&ls);
+        int64_t deadline = monotonic_ms() + 5000; /* generous: a shared, noisy disk */
+        while (audit_synced_seq(log) < seq && monotonic_ms() < deadline)
+            usleep(10000);
+        assert_true(audit_synced_seq(log) >= seq);
+    }
+    audit_close(log, NULL, NULL);
+}
+
 /* ---- checkpoints ---- */
 
 static void test_checkpoint_message(void **state)
@@ -1303,6 +1322,7 @@ int main(void)
         T(test_open_append_reopen),
         T(test_record_layout),
         T(test_concurrent_durable_appends),
+        T(test_lazy_records_become_durable),
         cmocka_unit_test(test_checkpoint_message),
         T(test_checkpoint_verifies),
         cmocka_unit_test(test_jwks_parsing),
