@@ -246,9 +246,15 @@ class Daemons:
 
     # -- lifecycle
 
-    def _spawn(self, name, args):
+    def _state_dir(self, name):
+        """The daemon's state directory, made on first use and kept across
+        restart(). A subclass may put it on a file system of its own."""
         state = os.path.join(self.tmp, name + "-state")
-        os.makedirs(state, 0o700, exist_ok=True)  # kept across restart()
+        os.makedirs(state, 0o700, exist_ok=True)
+        return state
+
+    def _spawn(self, name, args):
+        state = self._state_dir(name)
         log = open(os.path.join(self.tmp, name + ".log"), "ab")
         try:
             return subprocess.Popen([bin_path("airlock-" + name)] + args + ["--state-dir", state],

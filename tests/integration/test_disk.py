@@ -16,7 +16,7 @@ import unittest
 import grpc
 
 from airlock.v1 import broker_pb2
-from airlock_fixture import Daemons, bin_path, execute, introspect, split_events
+from airlock_fixture import Daemons, execute, introspect, split_events
 
 TMPFS_SIZE = "8m"
 
@@ -45,19 +45,11 @@ class TmpfsDaemons(Daemons):
         os.chmod(state, 0o700)
         self.mounted = state
 
-    def _spawn(self, name, args):
-        if name != self.which:
-            return super()._spawn(name, args)
-        state = os.path.join(self.tmp, name + "-state")
-        os.mkdir(state, 0o700)
-        self._mount(state)
-        log = open(os.path.join(self.tmp, name + ".log"), "wb")
-        try:
-            return subprocess.Popen([bin_path("airlock-" + name)] + args + ["--state-dir", state],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True)
-        finally:
-            log.close()
+    def _state_dir(self, name):
+        state = super()._state_dir(name)
+        if name == self.which and self.mounted != state:
+            self._mount(state)
+        return state
 
     def unmount(self):
         if self.mounted:
