@@ -9,6 +9,7 @@ import base64, hashlib, json, os, struct, sys
 sys.path.insert(0, os.path.join(sys.argv[1], "python"))
 from airlock.v1 import audit_pb2, broker_pb2, credentials_pb2  # noqa: E402
 from airlock.internal.v1 import worker_pb2  # noqa: E402
+import health_pb2  # noqa: E402
 import nacl.signing  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +41,27 @@ reqs = [
         subject="spiffe://airlock.local/agents/a", since_ms=1, kinds=["execute"], limit=10)),
     ("audit_verify", audit_pb2.AuditVerifyRequest()),
 ]
-for i, (name, msg) in enumerate(reqs):
-    put("fuzz_requests", name, bytes([i]) + msg.SerializeToString())
-
-# fuzz_frame: two framed Tasks, as the broker writes them
 task = worker_pb2.Task(task_id="t1", runtime="sh", code=b"echo hi\n", timeout_ms=1000,
                        memory_bytes=64 << 20, max_pids=16, output_bytes=65536,
                        token="a.b.c", token_id="j1", cpu_ms=500, disk_bytes=1 << 20,
-                       open_files=64).SerializeToString()
+                       open_files=64)
+reqs += [
+    ("health", health_pb2.HealthCheckRequest(service="airlock.v1.Broker")),
+    ("worker_task", task),
+    ("worker_usage", worker_pb2.WorkerEvent(usage=worker_pb2.Usage(
+        exit_code=1, signal=9, reason=3, wall_ms=10, cpu_ms=5, max_rss_kb=1024,
+        stdout_sha256="ab" * 32, stderr_sha256="cd" * 32, seccomp_syscall=-1,
+        message="timeout", stdout_bytes=3, stderr_bytes=0, output_truncated=True))),
+]
+for i, (name, msg) in enumerate(reqs):
+    put("fuzz_requests", name, bytes([i]) + msg.SerializeToString())
+put("fuzz_requests", "worker_stdout",
+    bytes([len(reqs) - 1]) + worker_pb2.WorkerEvent(stdout=b"hi\n").SerializeToString())
+put("fuzz_requests", "worker_ready",
+    bytes([len(reqs) - 1]) + worker_pb2.WorkerEvent(ready=True).SerializeToString())
+
+# fuzz_frame: two framed Tasks, as the broker writes them
+task = task.SerializeToString()
 put("fuzz_frame", "task", struct.pack(">I", len(task)) + task)
 put("fuzz_frame", "task_twice", (struct.pack(">I", len(task)) + task) * 2)
 put("fuzz_frame", "empty_task", struct.pack(">I", 0))
@@ -123,3 +137,29 @@ policy:
     spiffe_id: spiffe://airlock.local/uid/1000
     runtimes: [sh]
 """)
+put("fuzz_config", "credd", b"""trust_domain: prod.example
+state_dir: /var/lib/airlock/credd
+listen: {unix: /run/airlock/credd.sock, tcp: "0.0.0.0:8444"}
+tls: {cert: /run/spire/svid.pem, key: /run/spire/svid_key.pem, bundle: /run/spire/bundle.pem}
+brokers: [spiffe://prod.example/airlock/broker]
+audit_readers: [spiffe://prod.example/security/auditor]
+default_ttl_s: 60
+max_ttl_s: 600
+audit: {path: /var/lib/airlock/credd/audit.jsonl, stream: "-", fsync: false,
+        checkpoint_interval_s: 30}
+""")
+
+
+# fuzz_assign: what the supervisor writes on the assignment pipe: struct
+# sbx_assign_header (x86-64 layout, 80 bytes: fuzz_assign.c checks), the code,
+# the environment. disk_bytes is the default the sandbox was prepared with.
+def assign(code, env, disk=32 << 20, magic=0x41534721):
+    limits = struct.pack("<I4xQI4xQI4xQI4x", 5000, 256 << 20, 64, 1 << 20, 5000, disk, 256)
+    hdr = struct.pack("<IIQ", magic, len(env), len(code)) + limits + struct.pack("<i4x", 1)
+    assert len(hdr) == 80
+    return hdr + code + env
+
+
+put("fuzz_assign", "task", assign(b"echo hi\n", b"AIRLOCK_TOKEN=a.b.c\0AIRLOCK_TASK_ID=t1\0"))
+put("fuzz_assign", "override", assign(b"", b"PATH=/nope\0HOME=\0\0=x\0noeq\0tail"))
+put("fuzz_assign", "many", assign(b"x" * 64, b"".join(b"K%d=v\0" % i for i in range(80))))
