@@ -90,6 +90,8 @@ claims = {"iss": "spiffe://airlock.local/airlock/credd", "sub": "spiffe://airloc
           "exp": 1700000060, "jti": "j1", "task_id": "t1", "code_sha256": "ab" * 32}
 put("fuzz_jwt", "valid", jwt({"alg": "EdDSA", "typ": "JWT", "kid": kid}, claims))
 put("fuzz_jwt", "other_kid", jwt({"alg": "EdDSA", "typ": "JWT", "kid": "nope"}, claims))
+# also the claims of a token fuzz_jwt signs itself
+put("fuzz_jwt", "claims", json.dumps(claims, separators=(",", ":")).encode())
 put("fuzz_jwt", "alg_none", jwt({"alg": "none", "typ": "JWT"}, claims).rsplit(b".", 1)[0] + b".")
 
 # fuzz_config: the README's example (trimmed), and a minimal one
