@@ -325,11 +325,10 @@ static int receive_code(struct sbx_plan *p, uint64_t len, struct sbx_err *e)
 
 int sbx_assign_check(const struct sbx_assign_header *h, uint64_t prepared_disk_bytes)
 {
-    return h->magic != SBX_ASSIGN_MAGIC || h->env_len > SBX_ENV_MAX ||
-                   h->code_len > h->limits.disk_bytes ||
-                   h->limits.disk_bytes != prepared_disk_bytes
-               ? -1
-               : 0;
+    if (h->magic != SBX_ASSIGN_MAGIC || h->env_len > SBX_ENV_MAX ||
+        h->code_len > h->limits.disk_bytes || h->limits.disk_bytes != prepared_disk_bytes)
+        return -1;
+    return 0;
 }
 
 /* Receives the assignment and makes the sandbox the task's: disk size,
