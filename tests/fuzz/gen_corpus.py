@@ -52,13 +52,34 @@ reqs += [
         exit_code=1, signal=9, reason=3, wall_ms=10, cpu_ms=5, max_rss_kb=1024,
         stdout_sha256="ab" * 32, stderr_sha256="cd" * 32, seccomp_syscall=-1,
         message="timeout", stdout_bytes=3, stderr_bytes=0, output_truncated=True))),
+    ("worker_stdout", worker_pb2.WorkerEvent(stdout=b"hi\n")),
+    ("worker_ready", worker_pb2.WorkerEvent(ready=True)),
+    # responses: the broker's from credd, the CLI's
+    ("mint_response", credentials_pb2.MintResponse(
+        token="a.b.c", token_id="j1", issued_at=1700000000, expires_at=1700000060,
+        key_id="k1")),
+    ("revoke_response", credentials_pb2.RevokeResponse(status="revoked", was_active=True)),
+    ("keys_response", credentials_pb2.KeysResponse(jwks_json='{"keys":[]}')),
+    ("sign_checkpoint_response", credentials_pb2.SignCheckpointResponse(
+        key_id="k1", signature="c2ln", signer="spiffe://airlock.local/airlock/credd")),
+    ("execute_event", broker_pb2.ExecuteEvent(finished=broker_pb2.Finished(
+        reason=broker_pb2.Finished.TIMEOUT, token_revoked=True, code_sha256="ab" * 32))),
+    ("introspect_response", credentials_pb2.IntrospectResponse(
+        active=True, status="active", aud=["orders.api"], jti="j1", exp=1700000060)),
+    ("audit_record", audit_pb2.AuditRecord(seq=1, ts_ms=1700000000000, kind="execute",
+                                           json='{"kind":"execute"}')),
+    ("audit_verify_response", audit_pb2.AuditVerifyResponse(ok=True, chain="c1", records=3,
+                                                            head_seq=3, head_hash="ab" * 32)),
+    ("health_response", health_pb2.HealthCheckResponse(
+        status=health_pb2.HealthCheckResponse.SERVING)),
 ]
-for i, (name, msg) in enumerate(reqs):
-    put("fuzz_requests", name, bytes([i]) + msg.SerializeToString())
-put("fuzz_requests", "worker_stdout",
-    bytes([len(reqs) - 1]) + worker_pb2.WorkerEvent(stdout=b"hi\n").SerializeToString())
-put("fuzz_requests", "worker_ready",
-    bytes([len(reqs) - 1]) + worker_pb2.WorkerEvent(ready=True).SerializeToString())
+# the first byte: the index of the type in fuzz_requests.c's types[]
+TYPE_INDEX = {"worker_stdout": 10, "worker_ready": 10}
+i = 0
+for name, msg in reqs:
+    if name not in TYPE_INDEX:
+        TYPE_INDEX[name], i = i, i + 1
+    put("fuzz_requests", name, bytes([TYPE_INDEX[name]]) + msg.SerializeToString())
 
 # fuzz_frame: two framed Tasks, as the broker writes them
 task = task.SerializeToString()
