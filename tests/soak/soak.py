@@ -169,7 +169,10 @@ class Sampler(threading.Thread):
     def run(self):
         while not self.stop_evt.is_set():
             for name, pid in self.pids.items():
-                rss, fds = proc_sample(pid)
+                try:
+                    rss, fds = proc_sample(pid)
+                except OSError:  # it died: the checks after the load say so
+                    return
                 self.series[name].append((time.monotonic() - self.t0, rss, fds))
             self.stop_evt.wait(SAMPLE_S)
 
@@ -323,7 +326,7 @@ def main():
             print(f"  {name}: RSS KiB first {rss[0]} last {rss[-1]} max {max(rss)}; "
                   f"fds first {fds[0]} last {fds[-1]} max {max(fds)}; "
                   f"idle fds before {fds_before[name]} after {fds_after[name]}")
-            print(f"    series (s:RSS KiB/fds): " +
+            print("    series (s:RSS KiB/fds): " +
                   " ".join(f"{t:.0f}:{r}/{f}" for t, r, f in series))
             check_flat(name, series, problems)
             if fds_after[name] > fds_before[name] + 4:
@@ -348,6 +351,8 @@ def main():
               f"{len(pool_cgroups)} pool cgroups at the end")
     except AssertionError as e:
         problems.append(str(e))
+    except Exception as e:  # e.g. a daemon died and /proc/PID is gone
+        problems.append(f"soak aborted: {e!r}\n{d.logs()}")
     finally:
         if not stopped:
             try:
