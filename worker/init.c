@@ -209,7 +209,7 @@ static void report_full_mounts(int status_w)
 /* envp = the base environment, minus keys the task's entries replace, plus
  * those entries (NUL-separated "KEY=VALUE" in blob, validated by the
  * supervisor). */
-static void build_envp(struct sbx_plan *p, char *blob, size_t len)
+void sbx_build_envp(struct sbx_plan *p, char *blob, size_t len)
 {
     char *extra[SBX_ENV_ENTRIES];
     size_t n_extra = 0;
@@ -289,7 +289,7 @@ static _Noreturn void task_main(struct sbx_plan *p)
     if (len == 0 || p->env_buf[0] != 'G')
         _exit(126); /* no go: the init gave up */
     close(p->go_r);
-    build_envp(p, p->env_buf + 1, len - 1);
+    sbx_build_envp(p, p->env_buf + 1, len - 1);
     if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
         _exit(126);
     execve(p->rt->path, (char *const *)p->rt->argv, p->envp);
@@ -323,6 +323,14 @@ static int receive_code(struct sbx_plan *p, uint64_t len, struct sbx_err *e)
     return 0;
 }
 
+int sbx_assign_check(const struct sbx_assign_header *h, uint64_t prepared_disk_bytes)
+{
+    if (h->magic != SBX_ASSIGN_MAGIC || h->env_len > SBX_ENV_MAX ||
+        h->code_len > h->limits.disk_bytes || h->limits.disk_bytes != prepared_disk_bytes)
+        return -1;
+    return 0;
+}
+
 /* Receives the assignment and makes the sandbox the task's: disk size,
  * code, resource limits. Returns the environment's length in p->env_buf. */
 static int assign(struct sbx_plan *p, pid_t task, size_t *env_len, struct sbx_err *e)
@@ -330,8 +338,7 @@ static int assign(struct sbx_plan *p, pid_t task, size_t *env_len, struct sbx_er
     struct sbx_assign_header h;
     if (read_full(p->assign_r, &h, sizeof h) != 0)
         return sbx_fail(e, "reading the assignment", errno);
-    if (h.magic != SBX_ASSIGN_MAGIC || h.env_len > sizeof p->env_buf ||
-        h.code_len > h.limits.disk_bytes || h.limits.disk_bytes != p->prepared_disk_bytes)
+    if (sbx_assign_check(&h, p->prepared_disk_bytes) != 0)
         return sbx_fail(e, "malformed assignment", EPROTO);
     if (receive_code(p, h.code_len, e) != 0)
         return -1;

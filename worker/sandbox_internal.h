@@ -120,6 +120,13 @@ struct sbx_plan {
 _Noreturn void sbx_init_main(struct sbx_plan *p);
 /* The base environment every task starts with (NULL-terminated). */
 char *const *sbx_base_env(void);
+/* The init's decoding of what the supervisor sends, without the I/O (pure:
+ * tests/fuzz/fuzz_assign.c feeds them arbitrary bytes). Is h an assignment
+ * for a sandbox prepared with that disk size? 0, or -1 when malformed. */
+int sbx_assign_check(const struct sbx_assign_header *h, uint64_t prepared_disk_bytes);
+/* p->envp from the go message's environment: len bytes of NUL-terminated
+ * KEY=VALUE entries (an unterminated tail is ignored). */
+void sbx_build_envp(struct sbx_plan *p, char *blob, size_t len);
 
 /* ---- seccomp.c ---- */
 /* Largest seccomp notification buffer the supervisor accepts (the kernel's

@@ -36,8 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[1]); /* the end of stream is part of the input */
     for (int i = 0; i < 8; i++) {
         ProtobufCMessage *msg = NULL;
-        /* a small cap, so a length prefix cannot make it allocate much */
-        if (frame_read(sv[0], &airlock__internal__v1__task__descriptor, FUZZ_MAX_INPUT, 0, &msg) != 1)
+        /* a small cap, so a length prefix cannot make it allocate much; the
+         * worker's wait (all of the input and its end are queued already:
+         * a timeout of 0 would time out before the first read) */
+        if (frame_read(sv[0], &airlock__internal__v1__task__descriptor, FUZZ_MAX_INPUT, 10000,
+                       &msg) != 1)
             break;
         protobuf_c_message_free_unpacked(msg, NULL);
     }
