@@ -76,12 +76,13 @@ KINDS = {
     "unknown_field": (6, req("sh", b"echo soak") +
                       broker_pb2.Finished(output_truncated=True).SerializeToString(),
                       {"INVALID_ARGUMENT"}, False, None),
-    # empty code is a valid, empty program
-    "empty_code": (6, req("sh", b""), {"OK/OK"}, False, b""),
+    # empty code names its field (broker/validate.c)
+    "empty_code": (6, req("sh", b""), {"INVALID_ARGUMENT"}, False, None),
     # not a protobuf message: a length prefix past the end
     "garbage": (4, b"\x0a\xff\xff\xff\x0f", {"INVALID_ARGUMENT"}, False, None),
-    # a limit above the grant is refused, never trimmed
-    "over_limit": (6, req("sh", b"true", limits=broker_pb2.Limits(memory_bytes=1 << 40)),
+    # a limit above the grant (512 MiB), within what a machine can give, is
+    # policy's refusal, never trimmed
+    "over_limit": (6, req("sh", b"true", limits=broker_pb2.Limits(memory_bytes=1 << 30)),
                    {"PERMISSION_DENIED"}, False, None),
 }
 
