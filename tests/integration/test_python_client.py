@@ -5,6 +5,7 @@ AirlockError, the vendored broker_pb2 matching the .proto, and the agent-loop
 example end to end. The package is imported from the checkout, not from the
 build tree."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,8 @@ import unittest
 
 import grpc
 
-from airlock_fixture import DaemonTestCase, introspect, my_spiffe_id, processes_with_marker
+from airlock_fixture import (DaemonTestCase, Daemons, DevCA, free_port, introspect, my_spiffe_id,
+                             processes_with_marker)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CLIENT_DIR = os.path.join(ROOT, "clients", "python")
@@ -154,6 +156,66 @@ class PythonClient(DaemonTestCase):
         self.assertIn("NameError", out)  # the first attempt's failure came back to the model
         self.assertIn("reason: EXIT_NONZERO", out)
         self.assertIn("answer: The sum of the squares of 1..100 is 338350.", out)
+
+
+TLS_TD = "prod.example"
+TLS_CONFIG = """\
+trust_domain: prod.example
+listen:
+  tcp: "127.0.0.1:{port}"
+tls:
+  cert: {dir}/broker.pem
+  key: {dir}/broker.key
+  bundle: {dir}/ca.pem
+policy:
+  - name: planner
+    spiffe_id: spiffe://prod.example/agents/planner
+    runtimes: [python3]
+"""
+
+
+class PythonClientMutualTls(unittest.TestCase):
+    """credentials=(cert, key, ca): the broker sees our SVID's SPIFFE ID and
+    applies its rule."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="airlock-pyclient-")
+        ca_dir = os.path.join(cls.tmp, "ca")
+        cls.ca = DevCA(ca_dir, TLS_TD)
+        cls.ca.svid("broker", "/airlock/broker", "--dns", "localhost")
+        cls.planner = cls.ca.svid("planner", "/agents/planner")
+        cls.address = f"127.0.0.1:{free_port()}"
+        config = os.path.join(cls.tmp, "broker.yaml")
+        with open(config, "w") as f:
+            f.write(TLS_CONFIG.format(port=cls.address.rsplit(":", 1)[1], dir=ca_dir))
+        cls.d = Daemons(["--config", config], ["--trust-domain", TLS_TD])
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def client(self):
+        return Airlock(self.address, credentials=(*self.planner, self.ca.bundle),
+                       server_name="localhost", timeout=60)
+
+    def test_run_as_the_svid(self):
+        with self.client() as a:
+            r = a.run("print('planner')")
+        self.assertEqual(r.reason, "OK", r.message)
+        self.assertEqual(r.stdout, b"planner\n")
+        self.assertEqual(r.started.subject, f"spiffe://{TLS_TD}/agents/planner")
+        self.assertEqual(r.started.policy["rule"], "planner")
+
+    def test_runtime_outside_the_rule_is_permission_denied(self):
+        with self.client() as a, self.assertRaises(AirlockError) as cm:
+            a.run("echo hi", runtime="sh")
+        self.assertEqual(cm.exception.code, "PERMISSION_DENIED")
+        self.assertIn('rule "planner"', cm.exception.message)
 
 
 if __name__ == "__main__":
