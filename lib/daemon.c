@@ -94,6 +94,7 @@ struct notifier {
     pthread_cond_t wake;
     bool stop;               /* stopping or stopped: no more READY/WATCHDOG */
     bool running;            /* the thread exists */
+    bool finished;           /* the thread is about to return */
     pthread_t thread;
 };
 
@@ -157,6 +158,10 @@ static void notifier_stop(struct notifier *n)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* Every notification comes from this thread, in order: READY=1, then
+ * WATCHDOG=1s, then STOPPING=1 once n->stop is set (and nothing after it).
+ * The signal thread only sets n->stop, so a service manager that does not
+ * read its socket (sd_notify then blocks) never holds up a stop. */
 static void *notifier_thread(void *arg)
 {
     struct notifier *n = arg;
@@ -167,27 +172,30 @@ static void *notifier_thread(void *arg)
         snprintf(target, sizeof target, "unix:%s", n->unix_path);
         ch = rpc_channel_new(target);
         if (!ch) {
+            /* never ready: systemd's start timeout fails the unit */
             log_error("sd_notify: cannot make a channel to %s; not reporting ready", target);
-            return NULL;
+            goto done;
         }
         /* Ready means a client's health check is answered: ask it ourselves. */
         while (!self_check(ch, 1000, why, sizeof why)) {
             if (notifier_wait(n, 100))
-                goto out;
+                goto stopping;
         }
     }
-    pthread_mutex_lock(&n->lock);
-    if (!n->stop) /* never READY=1 after STOPPING=1 */
-        notify("READY=1\nSTATUS=serving");
-    pthread_mutex_unlock(&n->lock);
-    if (n->watchdog_usec == 0)
-        goto out;
-    long period_ms = (long)(n->watchdog_usec / 2000);
+    if (notifier_wait(n, 0))
+        goto stopping;
+    notify("READY=1\nSTATUS=serving");
+    /* Without a watchdog: just wait for the stop. */
+    long period_ms = n->watchdog_usec ? (long)(n->watchdog_usec / 2000) : 3600L * 1000;
     if (period_ms < 1)
         period_ms = 1;
     int timeout_ms = period_ms / 2 > 100 ? (int)(period_ms / 2) : 100;
+    if (timeout_ms > 10000)
+        timeout_ms = 10000;
     bool failing = false;
     while (!notifier_wait(n, period_ms)) {
+        if (n->watchdog_usec == 0)
+            continue;
         /* Ping only while the serve loop answers; silence lets systemd's
          * WatchdogSec= act. Without a Unix socket there is nothing to ask. */
         if (ch && !self_check(ch, timeout_ms, why, sizeof why)) {
@@ -199,6 +207,8 @@ static void *notifier_thread(void *arg)
                 log_error("sd_notify(STATUS) failed: %s", strerror(-rc));
             continue;
         }
+        if (notifier_wait(n, 0))
+            break; /* stopping while we asked: no WATCHDOG after it */
         if (failing) {
             log_info("watchdog: health check answers again");
             notify("WATCHDOG=1\nSTATUS=serving");
@@ -207,8 +217,14 @@ static void *notifier_thread(void *arg)
         }
         failing = false;
     }
-out:
+stopping:
+    notify("STOPPING=1\nSTATUS=stopping: draining calls in flight");
+done:
     rpc_channel_free(ch);
+    pthread_mutex_lock(&n->lock);
+    n->finished = true;
+    pthread_cond_broadcast(&n->wake);
+    pthread_mutex_unlock(&n->lock);
     return NULL;
 }
 
@@ -234,25 +250,36 @@ static int notifier_start(struct notifier *n, const struct daemon_listeners *l)
     return 0;
 }
 
-/* First stop signal: STOPPING=1, and no READY/WATCHDOG after it. */
-static void notifier_stopping(struct notifier *n)
+/* Stops the notifier. It gets NOTIFIER_JOIN_MS to finish; one still
+ * blocked in sd_notify (a manager not reading its socket) is left detached,
+ * with n, for the process's exit. true if n may be freed. */
+#define NOTIFIER_JOIN_MS 5000
+static bool notifier_join(struct notifier *n)
 {
     if (!n->running)
-        return;
-    pthread_mutex_lock(&n->lock);
-    n->stop = true;
-    notify("STOPPING=1\nSTATUS=stopping: draining calls in flight");
-    pthread_cond_broadcast(&n->wake);
-    pthread_mutex_unlock(&n->lock);
-}
-
-static void notifier_join(struct notifier *n)
-{
-    if (!n->running)
-        return;
+        return true;
     notifier_stop(n);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += NOTIFIER_JOIN_MS / 1000;
+    pthread_mutex_lock(&n->lock);
+    while (!n->finished) {
+        if (pthread_cond_timedwait(&n->wake, &n->lock, &until) != 0)
+            break;
+    }
+    bool finished = n->finished;
+    pthread_mutex_unlock(&n->lock);
+    if (!finished) {
+        log_error("sd_notify has blocked for %d ms: the service manager does not read "
+                  "$NOTIFY_SOCKET; exiting without it", NOTIFIER_JOIN_MS);
+        int rc = pthread_detach(n->thread);
+        if (rc != 0)
+            log_error("cannot detach the sd_notify thread: %s", strerror(rc));
+        return false;
+    }
     pthread_join(n->thread, NULL);
     n->running = false;
+    return true;
 }
 
 /* --------------------------------------------------------------- serve */
@@ -290,7 +317,8 @@ static void *signal_thread(void *arg)
         }
         if (stops++ == 0) {
             log_info("signal %d: shutting down", sig);
-            notifier_stopping(w->notifier);
+            if (w->notifier->running)
+                notifier_stop(w->notifier); /* it sends STOPPING=1 */
         } else {
             log_info("signal %d again: ending the shutdown grace now", sig);
         }
@@ -323,32 +351,48 @@ static int listen_all(struct rpc_server *s, const struct daemon_listeners *l)
 int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
                  void *reload_ctx)
 {
-    struct notifier n = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
-    struct signal_watch w = {s, &n, reload, reload_ctx};
-    if (listen_all(s, l) != 0)
+    /* On the heap: a notifier stuck in sd_notify outlives this call. */
+    struct notifier *n = calloc(1, sizeof *n);
+    if (!n) {
+        log_error("out of memory");
         return -1;
+    }
+    if (pthread_mutex_init(&n->lock, NULL) != 0 || pthread_cond_init(&n->wake, NULL) != 0) {
+        log_error("cannot initialise the sd_notify state");
+        free(n); /* neither needs destroying: nothing waits on them yet */
+        return -1;
+    }
+    struct signal_watch w = {s, n, reload, reload_ctx};
+    int status = -1;
     pthread_t t;
+    if (listen_all(s, l) != 0)
+        goto out;
     if (rpc_server_start(s) != 0) {
         log_error("cannot start the server");
-        return -1;
+        goto out;
     }
-    /* The notifier before the signal thread, which reads n.running. Either
+    /* The notifier before the signal thread, which reads n->running. Either
      * failing: the caller's rpc_server_free shuts the started server down. */
-    if (notifier_start(&n, l) != 0)
-        return -1;
+    if (notifier_start(n, l) != 0)
+        goto out;
     if (pthread_create(&t, NULL, signal_thread, &w) != 0) {
         log_error("cannot start the signal thread");
-        notifier_join(&n);
-        return -1;
+        goto out;
     }
     rpc_server_run(s);
-    notifier_join(&n);
+    status = 0;
     /* Stopped: signals from here on stay pending (blocked) until exit. */
     int rc = pthread_cancel(t);
     if (rc != 0 && rc != ESRCH)
         log_error("cannot stop the signal thread: %s", strerror(rc));
     pthread_join(t, NULL);
-    return 0;
+out:
+    if (notifier_join(n)) {
+        pthread_cond_destroy(&n->wake);
+        pthread_mutex_destroy(&n->lock);
+        free(n);
+    }
+    return status;
 }
 
 int daemon_sibling_path(const char *name, char *out, size_t outlen)

@@ -206,5 +206,21 @@ class Watchdog(NotifyCase):
         self.stop_and_expect_stopping(proc)
 
 
+class StuckManager(NotifyCase):
+    def test_a_manager_that_does_not_read_holds_up_no_stop(self):
+        # pings every 5 ms into a socket nobody reads: its queue fills and
+        # sd_notify blocks; SIGTERM must still stop the daemon, cleanly
+        d, proc, addr = self.start("credd", watchdog_usec=10000)
+        self.ready_then_health(proc, addr)
+        with grpc.insecure_channel(addr) as ch:
+            for _ in range(50):  # many periods pass, none read
+                self.assertEqual(health(ch), health_pb2.HealthCheckResponse.SERVING)
+                time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=STOP_TIMEOUT), 0, d.logs())
+        with open(os.path.join(d.tmp, "credd.log")) as f:
+            self.assertIn("the service manager does not read $NOTIFY_SOCKET", f.read())
+
+
 if __name__ == "__main__":
     unittest.main()
