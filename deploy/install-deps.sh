@@ -11,6 +11,9 @@ PACKAGES=(
     # libraries and code generators
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler grpc-proto
     libsodium-dev libseccomp-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev libssl-dev libyaml-dev
+    libsystemd-dev
+    # systemd-analyze verify of deploy/systemd/ in the tests
+    systemd
     # runtimes offered to tasks, and the Python test client
     python3 python3-grpcio python3-protobuf python3-jwt python3-cryptography python3-nacl
     # scripts and tests (openssl: the dev CA script)

@@ -46,8 +46,12 @@ int daemon_scan_flags(int argc, char **argv, const struct option *opts, const ch
 
 /* Listens where l says, starts s, reloads on SIGHUP, stops on SIGTERM or
  * SIGINT (draining as rpc_server_set_drain set up; a second signal ends the
- * grace) and serves until then. 0 after a clean stop, -1 (logged) if it
- * could not start. */
+ * grace) and serves until then. With $NOTIFY_SOCKET set it tells the service
+ * manager (libsystemd's sd_notify): READY=1 once its own health check over
+ * l->unix_path is answered (at once without a Unix socket), WATCHDOG=1 every
+ * half of sd_watchdog_enabled's interval while that check keeps answering,
+ * STOPPING=1 at the first stop signal, and STATUS= lines. 0 after a clean
+ * stop, -1 (logged) if it could not start. */
 int daemon_serve(struct rpc_server *s, const struct daemon_listeners *l, daemon_reload_fn reload,
                  void *reload_ctx);
 

@@ -4,7 +4,7 @@
 # python3-jwt), one ctest test per module, never two at once.
 set(AIRLOCK_INTEGRATION_MODULES test_cli test_token test_timeout test_grpc_client test_credd_down
     test_robustness test_limits test_identity test_audit test_pool test_input test_shutdown
-    test_disk test_restart test_python_client)
+    test_disk test_restart test_python_client test_systemd)
 foreach(mod IN LISTS AIRLOCK_INTEGRATION_MODULES)
   add_test(NAME integration_${mod}
            COMMAND /usr/bin/python3 -m unittest -v ${mod}
