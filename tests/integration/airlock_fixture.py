@@ -81,6 +81,18 @@ def introspect(channel, token="", token_id=""):
                  credentials_pb2.IntrospectResponse)
 
 
+def introspect_when_revoked(channel, token_id, timeout=10.0):
+    """Introspects token_id until credd says revoked or timeout seconds
+    pass (a cancelled task's revocation follows the caller's end); returns
+    the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = introspect(channel, token_id=token_id)
+        if resp.status == "revoked" or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.1)
+
+
 def keys(channel):
     resp = unary(channel, KEYS, credentials_pb2.KeysRequest(), credentials_pb2.KeysResponse)
     return json.loads(resp.jwks_json)

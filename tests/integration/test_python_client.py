@@ -14,8 +14,8 @@ import unittest
 
 import grpc
 
-from airlock_fixture import (DaemonTestCase, Daemons, DevCA, free_port, introspect, my_spiffe_id,
-                             processes_with_marker)
+from airlock_fixture import (DaemonTestCase, Daemons, DevCA, free_port, introspect,
+                             introspect_when_revoked, my_spiffe_id, processes_with_marker)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CLIENT_DIR = os.path.join(ROOT, "clients", "python")
@@ -112,12 +112,7 @@ class PythonClient(DaemonTestCase):
         self.assertEqual(list(events), [])
         self.assertEqual(processes_with_marker(marker, settle=10), [],
                          "the sandboxed task outlived the closed stream")
-        deadline = time.monotonic() + 10
-        while True:
-            resp = introspect(self.credd, token_id=started.token_id)
-            if resp.status == "revoked" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        resp = introspect_when_revoked(self.credd, started.token_id)
         self.assertFalse(resp.active)
         self.assertEqual(resp.status, "revoked", self.d.logs())
 

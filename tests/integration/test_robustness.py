@@ -9,8 +9,8 @@ import unittest
 import grpc
 
 from airlock.v1 import broker_pb2
-from airlock_fixture import (DaemonTestCase, EXECUTE, bin_path, introspect, proc_cmdlines,
-                             processes_with_marker, sandbox_cgroup_dirs)
+from airlock_fixture import (DaemonTestCase, EXECUTE, bin_path, introspect, introspect_when_revoked,
+                             proc_cmdlines, processes_with_marker, sandbox_cgroup_dirs)
 
 # Field 99, varint 1: a field no version of ExecuteRequest has.
 UNKNOWN_FIELD = bytes([0x98, 0x06, 0x01])
@@ -71,12 +71,7 @@ class Robustness(DaemonTestCase):
         stream.cancel()
         self.assertEqual(processes_with_marker(marker, settle=10), [],
                          "the sandboxed task outlived its caller")
-        deadline = time.monotonic() + 10
-        while True:
-            resp = introspect(self.credd, token_id=started.token_id)
-            if resp.status == "revoked" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        resp = introspect_when_revoked(self.credd, started.token_id)
         self.assertFalse(resp.active)
         self.assertEqual(resp.status, "revoked", self.d.logs())
 
