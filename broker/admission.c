@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "util.h"
+
 #define GIVE_UP_POLL_MS 50
 
 enum waiter_state { WAITING, ADMITTED, SHUT_OUT };
@@ -109,13 +111,7 @@ static void pass_slot(struct admission *a)
 /* Sleeps until w is woken or GIVE_UP_POLL_MS pass. Lock held. */
 static void wait_a_little(struct admission *a, struct waiter *w)
 {
-    struct timespec until;
-    must(clock_gettime(CLOCK_MONOTONIC, &until));
-    until.tv_nsec += GIVE_UP_POLL_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = timespec_after_ms(CLOCK_MONOTONIC, GIVE_UP_POLL_MS);
     int rc = pthread_cond_timedwait(&w->wake, &a->lock, &until);
     if (rc != ETIMEDOUT)
         must(rc);

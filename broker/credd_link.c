@@ -63,14 +63,7 @@ static void *retry_main(void *arg)
     struct credd_link *l = arg;
     int64_t delay = RETRY_FIRST_MS;
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += delay / 1000;
-        until.tv_nsec += (delay % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = timespec_after_ms(CLOCK_MONOTONIC, delay);
         pthread_mutex_lock(&l->lock);
         while (!l->stop && pthread_cond_timedwait(&l->wake, &l->lock, &until) == 0)
             ;

@@ -512,11 +512,7 @@ static void *flusher_main(void *arg)
             pthread_cond_wait(&log->flush_cv, &log->mu);
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)AUDIT_LAZY_SYNC_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = timespec_after_ms(CLOCK_MONOTONIC, AUDIT_LAZY_SYNC_MS);
         while (!log->closing && pthread_cond_timedwait(&log->flush_cv, &log->mu, &until) == 0)
             ;
         if (wait_synced(log, log->head_seq, err, sizeof err) != 0)

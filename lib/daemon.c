@@ -132,14 +132,7 @@ static bool self_check(struct rpc_channel *ch, int timeout_ms, char *why, size_t
 /* Waits up to ms on n->wake; true once n->stop is set. */
 static bool notifier_wait(struct notifier *n, long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = timespec_after_ms(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&n->lock);
     while (!n->stop) {
         if (pthread_cond_timedwait(&n->wake, &n->lock, &until) != 0)

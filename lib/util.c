@@ -30,6 +30,19 @@ int64_t monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timespec timespec_after_ms(clockid_t clock, int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(clock, &t); /* cannot fail for the clocks we use */
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 int64_t unix_seconds(void)
 {
     return (int64_t)time(NULL);

@@ -8,8 +8,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 int64_t monotonic_ms(void);
+/* The clock's time ms milliseconds from now: a deadline for
+ * pthread_cond_timedwait on a condition variable using that clock. */
+struct timespec timespec_after_ms(clockid_t clock, int64_t ms);
 int64_t monotonic_us(void);
 int64_t unix_seconds(void);
 int64_t unix_ms(void); /* wall clock, milliseconds since the epoch */
